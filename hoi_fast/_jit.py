@@ -1,0 +1,37 @@
+"""The one place numba options live.
+
+* ``fastmath`` without ``nnan``/``ninf``: log(0) = -inf is a real value here
+  (perplexity of an unseen event, log-sum-exp over empty sets), and with the
+  full ``fastmath=True`` numba assumes it never happens and ``isnan`` checks
+  are optimised away.
+* ``error_model="numpy"``: a division by zero gives inf/NaN like NumPy instead
+  of raising ``ZeroDivisionError`` from inside a kernel.
+* ``nogil``: kernels can run in threads (Dask workers) without holding the GIL.
+* ``cache``: compiled code is cached on disk so a worker process starts in
+  about a second instead of recompiling.  Only serial code is cached.  Note
+  that the cache does not notice changes to a jitted function imported from
+  another module; CI clears ``NUMBA_CACHE_DIR``.
+
+Kernels never use ``prange``: the grid parallelises across cells, so every
+kernel is serial and results do not depend on the number of threads.
+"""
+
+import numba
+
+FASTMATH_FLAGS = frozenset({"contract", "reassoc", "arcp", "nsz", "afn"})
+
+
+def jit(func=None, *, cache=True):
+    """Decorate a kernel with the project's numba options.
+
+    Usable as ``@jit`` or ``@jit(cache=False)``.
+    """
+    options = dict(
+        nogil=True,
+        cache=cache,
+        fastmath=set(FASTMATH_FLAGS),
+        error_model="numpy",
+    )
+    if func is None:
+        return lambda f: numba.njit(**options)(f)
+    return numba.njit(**options)(func)

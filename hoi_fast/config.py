@@ -1,0 +1,281 @@
+"""Frozen, validated configuration of experiments and grids.
+
+Every check raises :class:`ConfigError` (a ``ValueError``) whose one-line
+message names the argument in backticks and says what to do; the command line
+turns it into exit status 2.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from hoi_fast.experiment import REGIMES
+
+SMOOTHINGS = ("kneser-ney", "add-k", "mle")
+EXPERIMENTS = ("gmm", "ngram")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names it and the fix."""
+
+
+def _require(condition, message):
+    if not condition:
+        raise ConfigError(message)
+
+
+def _positive_int(name, value):
+    _require(
+        isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1,
+        f"`{name}` must be a positive integer, got {value!r}",
+    )
+    return int(value)
+
+
+def _positive_float(name, value):
+    _require(
+        isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+        and math.isfinite(value) and value > 0,
+        f"`{name}` must be a positive finite number, got {value!r}",
+    )
+    return float(value)
+
+
+# The built-in truth: a bulk of three overlapping components and a long tail of
+# two rare (3% and 2%), far-away components.  Collapse erodes the tail first.
+DEFAULT_TRUTH_WEIGHTS = (0.45, 0.30, 0.20, 0.03, 0.02)
+DEFAULT_TRUTH_MEANS = ((0.0, 0.0), (3.0, 1.0), (-1.5, 2.5), (9.0, -6.0), (-8.0, -7.0))
+DEFAULT_TRUTH_COVARIANCES = (
+    ((1.0, 0.3), (0.3, 0.8)),
+    ((0.6, -0.2), (-0.2, 1.2)),
+    ((0.9, 0.0), (0.0, 0.5)),
+    ((0.5, 0.1), (0.1, 0.4)),
+    ((0.4, -0.1), (-0.1, 0.6)),
+)
+
+
+def validate_truth(weights, means, covariances, name="gmm.truth"):
+    """Validate and coerce a 2-D Gaussian mixture truth.
+
+    Returns
+    -------
+    weights : ndarray, shape (K,), float64
+    means : ndarray, shape (K, 2), float64
+    covariances : ndarray, shape (K, 2, 2), float64
+    """
+    try:
+        w = np.asarray(weights, dtype=np.float64)
+        mu = np.asarray(means, dtype=np.float64)
+        cov = np.asarray(covariances, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"`{name}` weights, means and covariances must be numeric arrays") from None
+    _require(w.ndim == 1 and w.size >= 1, f"`{name}.weights` must be a non-empty list, got shape {w.shape}")
+    k = w.size
+    _require(mu.shape == (k, 2), f"`{name}.means` must have shape ({k}, 2) to match the weights, got {mu.shape}")
+    _require(cov.shape == (k, 2, 2), f"`{name}.covariances` must have shape ({k}, 2, 2), got {cov.shape}")
+    for arr, part in ((w, "weights"), (mu, "means"), (cov, "covariances")):
+        _require(np.all(np.isfinite(arr)), f"`{name}.{part}` must be finite numbers")
+    _require(np.all(w > 0), f"`{name}.weights` must all be positive")
+    _require(abs(w.sum() - 1.0) < 1e-9, f"`{name}.weights` must sum to 1, they sum to {w.sum():.12g}")
+    for j in range(k):
+        c = cov[j]
+        _require(
+            abs(c[0, 1] - c[1, 0]) <= 1e-12 * max(1.0, abs(c).max()),
+            f"`{name}.covariances[{j}]` must be symmetric",
+        )
+        det = c[0, 0] * c[1, 1] - c[0, 1] * c[1, 0]
+        _require(
+            c[0, 0] > 0 and det > 0,
+            f"`{name}.covariances[{j}]` must be positive definite (det = {det:.3g}); fix the truth's covariances",
+        )
+    return w, mu, cov
+
+
+@dataclass(frozen=True)
+class GMMConfig:
+    """Parameters of the Gaussian-mixture experiment.
+
+    Attributes
+    ----------
+    components : int
+        Number of components K fitted by EM.
+    samples : int
+        Training-set size n per generation.
+    heldout : int
+        Size of the held-out real set drawn from the truth (``real_nll``, ``kl``).
+    tail_heldout : int
+        Size of the held-out set drawn from the tail components only (``tail_nll``).
+    self_samples : int
+        Size of the fresh sample from the model itself (``self_nll``).
+    tail_weight : float
+        Truth components with weight <= this form the long tail.
+    reg_covar, tol, max_iter : float, float, int
+        EM settings (scikit-learn's conventions).
+    truth_weights, truth_means, truth_covariances : tuple or None
+        The true mixture; ``None`` for the built-in default.
+    """
+
+    components: int = 5
+    samples: int = 1000
+    heldout: int = 5000
+    tail_heldout: int = 1000
+    self_samples: int = 2000
+    tail_weight: float = 0.03
+    reg_covar: float = 1e-6
+    tol: float = 1e-3
+    max_iter: int = 100
+    truth_weights: tuple = DEFAULT_TRUTH_WEIGHTS
+    truth_means: tuple = DEFAULT_TRUTH_MEANS
+    truth_covariances: tuple = DEFAULT_TRUTH_COVARIANCES
+
+    def __post_init__(self):
+        for name in ("components", "samples", "heldout", "tail_heldout", "self_samples", "max_iter"):
+            _positive_int(f"gmm.{name}", getattr(self, name))
+        _positive_float("gmm.reg_covar", self.reg_covar) if self.reg_covar != 0 else None
+        _require(self.reg_covar >= 0, f"`gmm.reg_covar` must be >= 0, got {self.reg_covar!r}")
+        _positive_float("gmm.tol", self.tol)
+        _positive_float("gmm.tail_weight", self.tail_weight)
+        _require(
+            self.components <= self.samples,
+            f"`gmm.components` ({self.components}) must not exceed `gmm.samples` ({self.samples})",
+        )
+        w, _, _ = validate_truth(self.truth_weights, self.truth_means, self.truth_covariances)
+        _require(
+            np.any(w <= self.tail_weight),
+            f"`gmm.tail_weight` ({self.tail_weight}) selects no truth component; "
+            f"raise it to at least the smallest weight ({w.min():.3g})",
+        )
+
+    def truth(self):
+        """The truth as ``(weights, means, covariances)`` float64 arrays."""
+        return validate_truth(self.truth_weights, self.truth_means, self.truth_covariances)
+
+    def tail_components(self):
+        """Indices of the truth's tail components, int64 array."""
+        return np.flatnonzero(np.asarray(self.truth_weights) <= self.tail_weight)
+
+
+@dataclass(frozen=True)
+class NGramConfig:
+    """Parameters of the character n-gram experiment.
+
+    Attributes
+    ----------
+    order : int
+        n-gram order (1 to 10).
+    smoothing : {"kneser-ney", "add-k", "mle"}
+    k : float
+        Pseudo-count of ``add-k`` smoothing.
+    discount : float
+        Absolute discount D of interpolated Kneser-Ney, in (0, 1).
+    corpus : str
+        ``"builtin"`` or a path to a UTF-8 text file or a folder of ``.txt`` files.
+    train_chars : int
+        Size n of the real pool R and of every generation's training text.
+    heldout_chars : int
+        Size of the held-out real text.
+    self_chars : int
+        Size of the fresh text sampled from the model (``self_bpc``).
+    """
+
+    order: int = 3
+    smoothing: str = "kneser-ney"
+    k: float = 0.5
+    discount: float = 0.75
+    corpus: str = "builtin"
+    train_chars: int = 20000
+    heldout_chars: int = 20000
+    self_chars: int = 5000
+
+    def __post_init__(self):
+        _positive_int("ngram.order", self.order)
+        _require(self.order <= 10, f"`ngram.order` must be at most 10, got {self.order}")
+        _require(
+            self.smoothing in SMOOTHINGS,
+            f"`ngram.smoothing` must be one of {', '.join(SMOOTHINGS)}; got {self.smoothing!r}",
+        )
+        _positive_float("ngram.k", self.k)
+        _positive_float("ngram.discount", self.discount)
+        _require(self.discount < 1, f"`ngram.discount` must be below 1, got {self.discount}")
+        _require(isinstance(self.corpus, str) and self.corpus, "`ngram.corpus` must be 'builtin' or a path")
+        for name in ("train_chars", "heldout_chars", "self_chars"):
+            _positive_int(f"ngram.{name}", getattr(self, name))
+        for name in ("train_chars", "heldout_chars", "self_chars"):
+            _require(
+                getattr(self, name) > self.order,
+                f"`ngram.{name}` must exceed `ngram.order` ({self.order})",
+            )
+
+
+def alpha_grid(spec):
+    """Alphas from a count (evenly spaced in [0, 1], ends included) or a list.
+
+    Returns
+    -------
+    tuple of float
+        Sorted, unique values in [0, 1].
+    """
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+        _require(spec >= 1, f"`alphas` count must be at least 1, got {spec}")
+        if spec == 1:
+            return (0.0,)
+        return tuple(float(a) for a in np.linspace(0.0, 1.0, int(spec)))
+    try:
+        values = [float(a) for a in spec]
+    except (TypeError, ValueError):
+        raise ConfigError(f"`alphas` must be a count or a list of numbers in [0, 1], got {spec!r}") from None
+    _require(len(values) >= 1, "`alphas` must not be empty")
+    for a in values:
+        _require(math.isfinite(a) and 0.0 <= a <= 1.0, f"`alphas` values must lie in [0, 1], got {a!r}")
+    _require(len(set(values)) == len(values), f"`alphas` values must be distinct, got {values}")
+    return tuple(sorted(values))
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """A whole grid: experiments x alphas x seeds, each cell run for G generations."""
+
+    experiment: str = "both"
+    alphas: tuple = field(default_factory=lambda: alpha_grid(11))
+    seeds: int = 20
+    generations: int = 20
+    regime: str = "mix"
+    root_seed: int = 0
+    gmm: GMMConfig = field(default_factory=GMMConfig)
+    ngram: NGramConfig = field(default_factory=NGramConfig)
+
+    def __post_init__(self):
+        _require(
+            self.experiment in EXPERIMENTS + ("both",),
+            f"`experiment` must be gmm, ngram or both; got {self.experiment!r}",
+        )
+        object.__setattr__(self, "alphas", alpha_grid(self.alphas))
+        _positive_int("seeds", self.seeds)
+        _positive_int("generations", self.generations)
+        _require(self.regime in REGIMES, f"`regime` must be one of {', '.join(REGIMES)}; got {self.regime!r}")
+        _require(
+            isinstance(self.root_seed, (int, np.integer)) and not isinstance(self.root_seed, bool)
+            and self.root_seed >= 0,
+            f"`root_seed` must be a non-negative integer, got {self.root_seed!r}",
+        )
+
+    @property
+    def experiments(self):
+        """The experiments this grid runs, in file order."""
+        return EXPERIMENTS if self.experiment == "both" else (self.experiment,)
+
+
+def as_dict(config):
+    """A JSON-ready dict of a (nested) config dataclass."""
+    out = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if hasattr(value, "__dataclass_fields__"):
+            value = as_dict(value)
+        elif isinstance(value, tuple):
+            value = np.asarray(value).tolist()
+        out[f.name] = value
+    return out

@@ -1,0 +1,94 @@
+"""Random streams keyed by a cell's coordinates, never by execution order.
+
+Every stream is a :class:`numpy.random.Generator` (PCG64) seeded by a
+:class:`numpy.random.SeedSequence` whose ``spawn_key`` spells out what the
+stream is for:
+
+==============  ====================================================  ==========
+stream          spawn key                                             shared by
+==============  ====================================================  ==========
+real pool R     (experiment, seed, 0)                                 all α
+held-out sets   (experiment, seed, 1)                                 all α
+fresh real, g   (experiment, seed, 2, g)                              all α
+generation g    (experiment, seed, 3, α bits, sweep bits..., g)       one cell
+==============  ====================================================  ==========
+
+so R, the held-out sets and the fresh real draws are *common random numbers*
+across α (and across swept parameters): differences between α values are
+paired per seed.  α and swept values enter the key through the bits of their
+float64 value, so adding a value to a grid never changes existing cells.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+EXPERIMENT_KEYS = {"gmm": 1, "ngram": 2}
+
+_REAL, _HELDOUT, _FRESH, _GENERATION = 0, 1, 2, 3
+
+
+def value_key(value):
+    """Two uint32 words holding the IEEE-754 bits of ``float(value)``.
+
+    ``-0.0`` is folded onto ``0.0`` so that equal numbers give equal keys.
+    """
+    value = float(value) + 0.0
+    hi, lo = struct.unpack(">II", struct.pack(">d", value))
+    return (hi, lo)
+
+
+def generator(root_seed, spawn_key):
+    """A PCG64 ``Generator`` for ``SeedSequence(root_seed, spawn_key=...)``."""
+    ss = np.random.SeedSequence(int(root_seed), spawn_key=tuple(int(k) for k in spawn_key))
+    return np.random.Generator(np.random.PCG64(ss))
+
+
+@dataclass(frozen=True)
+class CellStreams:
+    """The random streams of one grid cell.
+
+    Parameters
+    ----------
+    root_seed : int
+        The grid's root seed.
+    experiment : {"gmm", "ngram"}
+        Which experiment the cell belongs to.
+    seed_index : int
+        The replicate (seed) index of the cell.
+    alpha : float
+        The synthetic fraction of the cell.
+    sweep : tuple of float
+        Values of any extra swept parameters, in the grid's axis order.
+    """
+
+    root_seed: int
+    experiment: str
+    seed_index: int
+    alpha: float
+    sweep: tuple = ()
+
+    def _base(self):
+        return (EXPERIMENT_KEYS[self.experiment], int(self.seed_index))
+
+    def real(self):
+        """Stream for the real training pool R (shared across α)."""
+        return generator(self.root_seed, self._base() + (_REAL,))
+
+    def heldout(self):
+        """Stream for the held-out evaluation sets (shared across α)."""
+        return generator(self.root_seed, self._base() + (_HELDOUT,))
+
+    def fresh(self, generation):
+        """Stream for fresh real data of ``generation`` (shared across α)."""
+        return generator(self.root_seed, self._base() + (_FRESH, int(generation)))
+
+    def generation(self, generation):
+        """Stream for everything random in ``generation`` of this cell."""
+        key = self._base() + (_GENERATION,) + value_key(self.alpha)
+        for value in self.sweep:
+            key += value_key(value)
+        return generator(self.root_seed, key + (int(generation),))
