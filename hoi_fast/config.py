@@ -8,7 +8,7 @@ turns it into exit status 2.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -134,8 +134,10 @@ class GMMConfig:
     def __post_init__(self):
         for name in ("components", "samples", "heldout", "tail_heldout", "self_samples", "max_iter"):
             _positive_int(f"gmm.{name}", getattr(self, name))
-        _positive_float("gmm.reg_covar", self.reg_covar) if self.reg_covar != 0 else None
-        _require(self.reg_covar >= 0, f"`gmm.reg_covar` must be >= 0, got {self.reg_covar!r}")
+        _require(
+            isinstance(self.reg_covar, (int, float)) and math.isfinite(self.reg_covar) and self.reg_covar >= 0,
+            f"`gmm.reg_covar` must be >= 0, got {self.reg_covar!r}",
+        )
         _positive_float("gmm.tol", self.tol)
         _positive_float("gmm.tail_weight", self.tail_weight)
         _require(
@@ -234,9 +236,72 @@ def alpha_grid(spec):
     return tuple(sorted(values))
 
 
+# Parameters that change the data's identity or shape rather than the recipe.
+UNSWEEPABLE = {"corpus", "truth_weights", "truth_means", "truth_covariances"}
+
+
+def _coerce_sweep_value(name, default, value):
+    """Convert a swept value (often a string from the command line) to the field's type."""
+    kind = type(default)
+    try:
+        if kind is int:
+            number = float(value)
+            if number != int(number):
+                raise ValueError
+            return int(number)
+        if kind is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"`{name}` sweep values must be {kind.__name__} numbers, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """An extra grid axis: one experiment parameter taking several values.
+
+    Attributes
+    ----------
+    name : str
+        ``"gmm.<field>"`` or ``"ngram.<field>"`` of :class:`GMMConfig` / :class:`NGramConfig`.
+    values : tuple
+        The values, coerced to the field's type, in the given order.
+    """
+
+    name: str
+    values: tuple
+
+    @property
+    def experiment(self):
+        return self.name.split(".", 1)[0]
+
+    @property
+    def field(self):
+        return self.name.split(".", 1)[1]
+
+
+def make_sweep(name, values):
+    """Validate a sweep ``name=values`` and coerce its values."""
+    section, _, field_name = str(name).partition(".")
+    classes = {"gmm": GMMConfig, "ngram": NGramConfig}
+    _require(
+        section in classes and field_name in classes[section].__dataclass_fields__,
+        f"`--sweep {name}` names no parameter; use gmm.<name> or ngram.<name> with a field of "
+        "the [gmm] or [ngram] configuration table",
+    )
+    _require(field_name not in UNSWEEPABLE, f"`--sweep {name}`: {field_name} cannot be swept; set it in the config")
+    default = getattr(classes[section](), field_name)
+    if isinstance(values, str):
+        values = [v for v in values.split(",") if v.strip()]
+    values = tuple(_coerce_sweep_value(name, default, v) for v in values)
+    _require(len(values) >= 1, f"`--sweep {name}` needs at least one value")
+    _require(len(set(values)) == len(values), f"`--sweep {name}` values must be distinct, got {list(values)}")
+    return Sweep(name, values)
+
+
 @dataclass(frozen=True)
 class GridConfig:
-    """A whole grid: experiments x alphas x seeds, each cell run for G generations."""
+    """A whole grid: experiments x alphas x [swept parameters] x seeds, each cell run for G generations."""
 
     experiment: str = "both"
     alphas: tuple = field(default_factory=lambda: alpha_grid(11))
@@ -246,6 +311,7 @@ class GridConfig:
     root_seed: int = 0
     gmm: GMMConfig = field(default_factory=GMMConfig)
     ngram: NGramConfig = field(default_factory=NGramConfig)
+    sweeps: tuple = ()
 
     def __post_init__(self):
         _require(
@@ -261,6 +327,30 @@ class GridConfig:
             and self.root_seed >= 0,
             f"`root_seed` must be a non-negative integer, got {self.root_seed!r}",
         )
+        sweeps = tuple(s if isinstance(s, Sweep) else make_sweep(*s) for s in self.sweeps)
+        object.__setattr__(self, "sweeps", sweeps)
+        names = [s.name for s in sweeps]
+        _require(len(set(names)) == len(names), f"`--sweep` names must be distinct, got {names}")
+        for sweep in sweeps:
+            _require(
+                sweep.experiment in self.experiments,
+                f"`--sweep {sweep.name}` needs `experiment` {sweep.experiment} or both",
+            )
+            for value in sweep.values:  # every swept configuration must be valid
+                try:
+                    self.experiment_config(sweep.experiment, {sweep.name: value})
+                except ConfigError as exc:
+                    raise ConfigError(f"`--sweep {sweep.name}={value}`: {exc}") from None
+
+    def sweeps_for(self, experiment):
+        """The sweeps that apply to ``experiment``, in grid order."""
+        return tuple(s for s in self.sweeps if s.experiment == experiment)
+
+    def experiment_config(self, experiment, values=None):
+        """The configuration of ``experiment`` with swept ``{name: value}`` applied."""
+        base = self.gmm if experiment == "gmm" else self.ngram
+        changes = {name.split(".", 1)[1]: v for name, v in (values or {}).items()}
+        return replace(base, **changes) if changes else base
 
     @property
     def experiments(self):
@@ -275,6 +365,8 @@ def as_dict(config):
         value = getattr(config, f.name)
         if hasattr(value, "__dataclass_fields__"):
             value = as_dict(value)
+        elif f.name == "sweeps":
+            value = {s.name: list(s.values) for s in value}
         elif isinstance(value, tuple):
             value = np.asarray(value).tolist()
         out[f.name] = value

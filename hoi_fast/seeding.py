@@ -22,6 +22,7 @@ float64 value, so adding a value to a grid never changes existing cells.
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,10 +33,14 @@ _REAL, _HELDOUT, _FRESH, _GENERATION = 0, 1, 2, 3
 
 
 def value_key(value):
-    """Two uint32 words holding the IEEE-754 bits of ``float(value)``.
+    """Two uint32 words identifying a coordinate value.
 
-    ``-0.0`` is folded onto ``0.0`` so that equal numbers give equal keys.
+    Numbers give the IEEE-754 bits of ``float(value)`` (``-0.0`` folded onto
+    ``0.0`` so that equal numbers give equal keys); strings give a tag word and
+    their CRC-32.
     """
+    if isinstance(value, str):
+        return (0xFFFFFFFF, zlib.crc32(value.encode("utf-8")))
     value = float(value) + 0.0
     hi, lo = struct.unpack(">II", struct.pack(">d", value))
     return (hi, lo)

@@ -1,0 +1,332 @@
+"""The results file: one HDF5 file, one group per experiment, xarray-readable.
+
+Schema (``E`` is ``gmm`` or ``ngram``)::
+
+    /                      attrs: format, hoi_fast_version, config (JSON),
+                           root_seed, command_line, numpy/numba/h5py/python
+                           versions, started, finished (empty until done)
+    /E/alpha   (alpha,)    float64 dimension scale
+    /E/<sweep> (<sweep>,)  float64 dimension scale for each swept parameter
+    /E/seed    (seed,)     int64 dimension scale (replicate index)
+    /E/generation (generation,) int64 dimension scale
+    /E/component, /E/axis, /E/axis2, /E/symbol ...  extra scales of the metrics
+    /E/done    (alpha, [sweeps...], seed) int8: 1 once a cell is stored
+    /E/<metric> (alpha, [sweeps...], seed, generation, *extra) float64, NaN
+               until computed; attrs units, long_name; chunked per alpha row,
+               gzip-compressed
+
+Every dimension is an HDF5 dimension scale, so
+``xarray.open_dataset(path, group="gmm", engine="h5netcdf")`` gives labelled
+arrays.  Only the parent process writes.  Cells are flushed in batches
+(:meth:`ResultsWriter.write_cell` returns whether it flushed); a cell's
+``done`` flag is set in the same flush as its data, so a killed run leaves a
+readable file in which every ``done`` cell is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+FORMAT = "hoi_fast-results-1"
+_STRING = h5py.string_dtype()
+
+
+class ResultsFileError(ValueError):
+    """The results file is missing, foreign or holds another configuration."""
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def versions():
+    """Versions of the packages that decide the numbers, as a dict of str."""
+    import numba
+    import scipy
+
+    from hoi_fast import __version__
+
+    return {
+        "hoi_fast_version": __version__,
+        "numpy_version": np.__version__,
+        "numba_version": numba.__version__,
+        "scipy_version": scipy.__version__,
+        "h5py_version": h5py.__version__,
+        "hdf5_version": h5py.version.hdf5_version,
+        "python_version": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+@dataclass(frozen=True)
+class GroupLayout:
+    """Shape of one experiment's group.
+
+    Attributes
+    ----------
+    name : str
+        Group name (``"gmm"`` or ``"ngram"``).
+    cell_dims : tuple of (str, ndarray)
+        The cell axes in order, e.g. ``(("alpha", alphas), ("seed", seeds))``.
+    generations : int
+    specs : list of hoi_fast.experiment.MetricSpec
+    coords : dict
+        Coordinates of the metrics' extra dimensions.
+    config : dict
+        The experiment's configuration (stored as JSON on the group).
+    """
+
+    name: str
+    cell_dims: tuple
+    generations: int
+    specs: tuple
+    coords: dict
+    config: dict
+
+    @property
+    def cell_shape(self):
+        return tuple(len(c) for _, c in self.cell_dims)
+
+
+def _scale(group, name, values):
+    values = np.asarray(values)
+    if values.dtype.kind in "USO":
+        ds = group.create_dataset(name, data=values.astype(object), dtype=_STRING)
+    else:
+        ds = group.create_dataset(name, data=values)
+    ds.make_scale(name)
+    return ds
+
+
+def _attach(ds, group, dims):
+    for i, dim in enumerate(dims):
+        ds.dims[i].attach_scale(group[dim])
+
+
+def _create_group(f, layout):
+    g = f.create_group(layout.name)
+    g.attrs["config"] = json.dumps(layout.config, sort_keys=True)
+    for dim, values in layout.cell_dims:
+        _scale(g, dim, values)
+    _scale(g, "generation", np.arange(layout.generations, dtype=np.int64))
+    for dim, values in layout.coords.items():
+        _scale(g, dim, values)
+    cell_names = [d for d, _ in layout.cell_dims]
+    done = g.create_dataset("done", shape=layout.cell_shape, dtype="i1", fillvalue=0)
+    done.attrs["long_name"] = "1 once the cell's generations are all stored"
+    _attach(done, g, cell_names)
+    for spec in layout.specs:
+        extra = tuple(len(layout.coords[d]) for d in spec.extra_dims)
+        shape = layout.cell_shape + (layout.generations,) + extra
+        ds = g.create_dataset(
+            spec.name, shape=shape, dtype="f8", fillvalue=np.nan,
+            chunks=(1,) + shape[1:], compression="gzip", compression_opts=4, shuffle=True,
+        )
+        ds.attrs["units"] = spec.units
+        ds.attrs["long_name"] = spec.long_name
+        _attach(ds, g, cell_names + ["generation"] + list(spec.extra_dims))
+
+
+def stored_config(path):
+    """The JSON configuration stored in a results file, or raise ResultsFileError."""
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                raise ResultsFileError(f"`{path}` is not a hoi_fast results file")
+            return json.loads(f.attrs["config"])
+    except OSError as exc:
+        raise ResultsFileError(f"`{path}` cannot be read as HDF5 ({exc})") from None
+
+
+class ResultsWriter:
+    """Single writer of a results file, with batched, crash-safe flushes.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    layouts : list of GroupLayout
+    config : dict
+        The whole run configuration (compared on resume).
+    command_line : str
+    overwrite : bool
+        Replace an existing file whose configuration differs.
+    flush_seconds : float
+        Minimum time between flushes; 0 flushes after every cell.
+    """
+
+    def __init__(self, path, layouts, config, command_line="", overwrite=False, flush_seconds=1.0):
+        self.path = os.fspath(path)
+        self.flush_seconds = flush_seconds
+        config_json = json.dumps(config, sort_keys=True)
+        if os.path.exists(self.path) and not overwrite:
+            if json.loads(json.dumps(stored_config(self.path))) != json.loads(config_json):
+                raise ResultsFileError(
+                    f"`--out` {self.path} holds results of a different configuration; "
+                    "pass --overwrite to replace it or choose another --out"
+                )
+            self._file = h5py.File(self.path, "r+", rdcc_nbytes=64 << 20)
+        else:
+            self._create(layouts, config_json, command_line)
+        self._pending = []
+        self._last_flush = time.monotonic()
+
+    def _create(self, layouts, config_json, command_line):
+        # Build the new file beside the target and move it in place only once
+        # it is complete, so an interrupted creation never leaves half a file.
+        tmp = self.path + ".partial"
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["config"] = config_json
+            f.attrs["root_seed"] = int(json.loads(config_json).get("root_seed", 0))
+            f.attrs["command_line"] = command_line
+            f.attrs["started"] = _now()
+            f.attrs["finished"] = ""
+            f.attrs.update(versions())
+            for layout in layouts:
+                _create_group(f, layout)
+        os.replace(tmp, self.path)
+        self._file = h5py.File(self.path, "r+", rdcc_nbytes=64 << 20)
+
+    def done_mask(self, group):
+        """Boolean array of the cells already stored in ``group``."""
+        return self._file[group]["done"][...].astype(bool)
+
+    def write_cell(self, group, index, metrics):
+        """Store one finished cell; flush if ``flush_seconds`` have passed.
+
+        Parameters
+        ----------
+        group : str
+        index : tuple of int
+            Position of the cell along the group's cell dimensions.
+        metrics : dict
+            Metric name -> float64 array ``(generations, *extra)``.
+
+        Returns
+        -------
+        bool
+            True if this call flushed (all pending cells are now durable).
+        """
+        g = self._file[group]
+        for name, values in metrics.items():
+            values = np.asarray(values, dtype=np.float64)
+            # A swept parameter may shorten an extra dimension (e.g. fewer
+            # components); the rest of that axis stays NaN.
+            g[name][tuple(index) + tuple(slice(0, s) for s in values.shape)] = values
+        self._pending.append((group, index))
+        if time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+            return True
+        return False
+
+    def flush(self):
+        """Make the data of pending cells durable, then mark them done."""
+        if not self._pending:
+            return
+        self._file.flush()
+        for group, index in self._pending:
+            self._file[group]["done"][index] = 1
+        self._file.flush()
+        self._pending.clear()
+        self._last_flush = time.monotonic()
+
+    def close(self, finished=False):
+        """Flush pending cells, stamp the finish time if complete, close."""
+        if self._file:
+            self.flush()
+            if finished:
+                self._file.attrs["finished"] = _now()
+            self._file.close()
+            self._file = None
+
+
+@dataclass(frozen=True)
+class ResultsGroup:
+    """One experiment's results, read into memory.
+
+    Attributes
+    ----------
+    name : str
+    coords : dict of str -> ndarray
+        Every dimension scale of the group.
+    dims : dict of str -> tuple of str
+        The dimension names of each metric.
+    data : dict of str -> ndarray
+        Every metric, float64 with NaN where not computed.
+    attrs : dict of str -> dict
+        ``units`` and ``long_name`` of each metric.
+    done : ndarray of bool
+        Shape of the cell dimensions.
+    cell_dims : tuple of str
+        The cell dimensions: ``("alpha", *swept parameters, "seed")``.
+    config : dict
+        The experiment's configuration.
+    provenance : dict
+        The file's root attributes (versions, command line, times, config).
+    """
+
+    name: str
+    coords: dict
+    dims: dict
+    data: dict
+    attrs: dict
+    done: np.ndarray
+    cell_dims: tuple
+    config: dict
+    provenance: dict
+
+    @property
+    def sweep_dims(self):
+        """Names of the swept-parameter dimensions (between alpha and seed)."""
+        return self.cell_dims[1:-1]
+
+
+def _dims_of(ds):
+    return tuple(ds.dims[i][0].name.rsplit("/", 1)[-1] for i in range(ds.ndim))
+
+
+def read_group(path, name):
+    """Read one experiment group of a results file.
+
+    Raises
+    ------
+    ResultsFileError
+        If the file is missing, not a hoi_fast results file, or lacks the group.
+    """
+    if not os.path.exists(path):
+        raise ResultsFileError(f"`{path}` does not exist; give a results file written by hoi_fast.grid")
+    stored_config(path)
+    with h5py.File(path, "r") as f:
+        if name not in f:
+            raise ResultsFileError(f"`{path}` has no `{name}` results; it holds {', '.join(f.keys())}")
+        g = f[name]
+        coords, data, dims, attrs = {}, {}, {}, {}
+        for key, ds in g.items():
+            if ds.is_scale:
+                values = ds[...]
+                coords[key] = values.astype(str) if values.dtype.kind in "OS" else values
+            elif key != "done":
+                data[key] = ds[...]
+                dims[key] = _dims_of(ds)
+                attrs[key] = {k: str(v) for k, v in ds.attrs.items() if k in ("units", "long_name")}
+        provenance = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        return ResultsGroup(
+            name=name, coords=coords, dims=dims, data=data, attrs=attrs,
+            done=g["done"][...].astype(bool), cell_dims=_dims_of(g["done"]),
+            config=json.loads(g.attrs["config"]),
+            provenance=provenance,
+        )
+
+
+def experiments_in(path):
+    """Names of the experiment groups in a results file."""
+    stored_config(path)
+    with h5py.File(path, "r") as f:
+        return [k for k in f.keys() if isinstance(f[k], h5py.Group)]

@@ -1,0 +1,206 @@
+"""The grid end to end: CLI in a subprocess, xarray schema, determinism, crash safety, errors."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+TINY_TOML = """
+[grid]
+generations = 3
+
+[gmm]
+components = 3
+samples = 200
+heldout = 400
+tail_heldout = 100
+self_samples = 200
+
+[ngram]
+order = 3
+train_chars = 3000
+heldout_chars = 2000
+self_chars = 500
+"""
+
+
+@pytest.fixture
+def tiny_toml(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_TOML)
+    return path
+
+
+def grid(*args, check=True, **kwargs):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "hoi_fast.grid", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=600, **kwargs)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def datasets(path):
+    """Every dataset of a results file as bytes-comparable arrays."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[...]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def assert_same_results(a, b):
+    da, db = datasets(a), datasets(b)
+    assert da.keys() == db.keys()
+    for name in da:
+        assert da[name].tobytes() == db[name].tobytes(), name
+
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_tiny_grid_opens_in_xarray_with_labelled_dims(tmp_path, tiny_toml):
+    xr = pytest.importorskip("xarray")
+    out = tmp_path / "r.h5"
+    grid("--config", tiny_toml, "--alphas", "0,0.5,1", "--seeds", 2, "--jobs", 1, "--out", out)
+    gmm = xr.open_dataset(out, group="gmm", engine="h5netcdf")
+    assert gmm.real_nll.dims == ("alpha", "seed", "generation")
+    np.testing.assert_array_equal(gmm.alpha.values, [0, 0.5, 1])
+    np.testing.assert_array_equal(gmm.seed.values, [0, 1])
+    np.testing.assert_array_equal(gmm.generation.values, [0, 1, 2])
+    assert gmm.means.dims == ("alpha", "seed", "generation", "component", "axis")
+    assert gmm.covariances.dims[-2:] == ("axis", "axis2")
+    assert gmm.real_nll.attrs["units"] == "nats" and gmm.real_nll.attrs["long_name"]
+    assert np.all(gmm.done.values == 1)
+    assert np.all(np.isfinite(gmm.real_nll.values))
+    ngram = xr.open_dataset(out, group="ngram", engine="h5netcdf")
+    assert ngram.char_counts.dims == ("alpha", "seed", "generation", "symbol")
+    assert ngram.symbol.size == ngram.char_counts.shape[-1] and ngram.symbol.dtype.kind in "UO"
+    assert np.all(np.isfinite(ngram.real_bpc.values))
+    with h5py.File(out, "r") as f:
+        for key in ("config", "hoi_fast_version", "numpy_version", "numba_version", "h5py_version",
+                    "command_line", "started", "finished", "root_seed"):
+            assert key in f.attrs, key
+        assert f.attrs["finished"]
+        assert f["gmm/real_nll"].chunks[0] == 1 and f["gmm/real_nll"].compression == "gzip"
+
+
+def test_jobs_1_and_2_give_identical_files(tmp_path, tiny_toml):
+    one, two = tmp_path / "one.h5", tmp_path / "two.h5"
+    common = ("--config", tiny_toml, "--alphas", 3, "--seeds", 6)
+    grid(*common, "--jobs", 1, "--out", one)
+    grid(*common, "--jobs", 2, "--out", two)
+    assert_same_results(one, two)
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_toml):
+    common = ["--config", tiny_toml, "--alphas", 4, "--seeds", 10, "--generations", 4,
+              "--experiment", "gmm", "--flush-seconds", 0]
+    whole, killed = tmp_path / "whole.h5", tmp_path / "killed.h5"
+    grid(*common, "--jobs", 1, "--out", whole)
+    proc = subprocess.Popen([sys.executable, "-m", "hoi_fast.grid", *map(str, common), "--jobs", 1,
+                             "--out", killed], stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # plain progress lines: kill once some cells are stored
+        if "cells (" in line and not line.startswith("[hoi_fast.grid] 0/"):
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with h5py.File(killed, "r") as f:  # readable, partially done
+        n_done = int(f["gmm/done"][...].sum())
+    assert 0 < n_done < 40
+    grid(*common, "--jobs", 2, "--out", killed)
+    assert_same_results(whole, killed)
+
+
+def test_other_configuration_is_refused_unless_overwrite(tmp_path, tiny_toml):
+    out = tmp_path / "r.h5"
+    grid("--config", tiny_toml, "--experiment", "gmm", "--alphas", 2, "--seeds", 1, "--out", out, "--jobs", 1)
+    before = digest(out)
+    real_nll = datasets(out)["gmm/real_nll"].tobytes()
+    proc = grid("--config", tiny_toml, "--experiment", "gmm", "--alphas", 2, "--seeds", 1, "--out", out,
+                "--root-seed", 5, check=False)
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert digest(out) == before
+    # the same configuration again: a resume with nothing left to do, results unchanged
+    grid("--config", tiny_toml, "--experiment", "gmm", "--alphas", 2, "--seeds", 1, "--out", out, "--jobs", 1)
+    assert digest(out) != before or np.all(datasets(out)["gmm/done"] == 1)
+    assert datasets(out)["gmm/real_nll"].tobytes() == real_nll
+    grid("--config", tiny_toml, "--experiment", "gmm", "--alphas", 2, "--seeds", 1, "--out", out,
+         "--root-seed", 5, "--overwrite", "--jobs", 1)
+    with h5py.File(out, "r") as f:
+        assert '"root_seed": 5' in f.attrs["config"]
+
+
+def test_dry_run_writes_nothing(tmp_path, tiny_toml):
+    out = tmp_path / "r.h5"
+    proc = grid("--config", tiny_toml, "--alphas", 3, "--seeds", 2, "--out", out, "--dry-run")
+    assert "cells" in proc.stdout and "estimated time" in proc.stdout
+    assert not out.exists() and list(tmp_path.iterdir()) == [tiny_toml]
+
+
+BAD_TOML = {
+    "malformed": ("[grid\nseeds = 3", "`--config`"),
+    "unknown key": ("[gmm]\ncomponentz = 3", "`gmm.componentz` is not a known setting"),
+    "truth not PD": ("[gmm.truth]\nweights = [0.97, 0.03]\nmeans = [[0.0, 0.0], [8.0, 8.0]]\n"
+                     "covariances = [[[1.0, 2.0], [2.0, 1.0]], [[0.5, 0.0], [0.0, 0.5]]]",
+                     "must be positive definite"),
+    "bad smoothing": ("[ngram]\nsmoothing = 'good-turing'", "`ngram.smoothing`"),
+    "missing corpus": ("[ngram]\ncorpus = '/nonexistent/corpus.txt'", "`ngram.corpus`"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TOML))
+def test_bad_config_file_exits_2_with_one_line(tmp_path, case):
+    text, match = BAD_TOML[case]
+    (tmp_path / "bad.toml").write_text(text)
+    out = tmp_path / "r.h5"
+    proc = grid("--config", tmp_path / "bad.toml", "--seeds", 1, "--alphas", 1, "--out", out, check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and match in lines[0] and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (("--alphas", "0,1.5"), "`alphas`"),
+        (("--alphas", "a,b"), "`--alphas`"),
+        (("--seeds", "0"), "`seeds`"),
+        (("--generations", "-2"), "`generations`"),
+        (("--regime", "recycle"), "--regime"),
+        (("--experiment", "vae"), "--experiment"),
+        (("--jobs", "0"), "`--jobs`"),
+        (("--out", "/nonexistent-folder/r.h5"), "`--out` folder"),
+        (("--config", "/nonexistent.toml"), "`--config`"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(tmp_path, args, match):
+    out = tmp_path / "r.h5"
+    full = ["--seeds", 1, "--alphas", 1, "--out", out, *args]
+    proc = grid(*full, check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and match in lines[0] and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_bad_input_never_touches_an_existing_file(tmp_path, tiny_toml):
+    out = tmp_path / "r.h5"
+    grid("--config", tiny_toml, "--experiment", "gmm", "--alphas", 1, "--seeds", 1, "--out", out, "--jobs", 1)
+    before = digest(out)
+    proc = grid("--config", tiny_toml, "--experiment", "gmm", "--alphas", "0,2", "--out", out, check=False)
+    assert proc.returncode == 2 and digest(out) == before
+
+
+def test_help_documents_every_option():
+    proc = grid("--help")
+    for flag in ("--experiment", "--alphas", "--seeds", "--generations", "--regime", "--root-seed",
+                 "--jobs", "--out", "--config", "--dry-run", "--overwrite"):
+        assert flag in proc.stdout
