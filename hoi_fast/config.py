@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from hoi_fast.experiment import REGIMES
+from hoi_fast.experiment import REGIMES, SCHEDULES
 
 SMOOTHINGS = ("kneser-ney", "add-k", "mle")
 EXPERIMENTS = ("gmm", "ngram")
@@ -42,6 +42,18 @@ def _positive_float(name, value):
         f"`{name}` must be a positive finite number, got {value!r}",
     )
     return float(value)
+
+
+def _check_schedule(section, schedule, growth):
+    _require(
+        schedule in SCHEDULES,
+        f"`{section}.schedule` must be one of {', '.join(SCHEDULES)}; got {schedule!r}",
+    )
+    _require(
+        isinstance(growth, (int, float)) and not isinstance(growth, bool) and math.isfinite(growth)
+        and growth >= 0 and (growth > 0 or schedule != "geometric"),
+        f"`{section}.growth` must be a finite number >= 0 (> 0 for a geometric schedule), got {growth!r}",
+    )
 
 
 # The built-in truth: a bulk of three overlapping components and a long tail of
@@ -114,8 +126,12 @@ class GMMConfig:
         Truth components with weight <= this form the long tail.
     reg_covar, tol, max_iter : float, float, int
         EM settings (scikit-learn's conventions).
-    truth_weights, truth_means, truth_covariances : tuple or None
-        The true mixture; ``None`` for the built-in default.
+    truth_weights, truth_means, truth_covariances : tuple
+        The true mixture (default: the built-in five-component truth).
+    schedule : {"constant", "linear", "geometric"}
+        Training-set size per generation: n, n (1 + growth g) or n growth^g.
+    growth : float
+        Rate of the ``linear`` schedule or factor of the ``geometric`` one.
     """
 
     components: int = 5
@@ -130,8 +146,11 @@ class GMMConfig:
     truth_weights: tuple = DEFAULT_TRUTH_WEIGHTS
     truth_means: tuple = DEFAULT_TRUTH_MEANS
     truth_covariances: tuple = DEFAULT_TRUTH_COVARIANCES
+    schedule: str = "constant"
+    growth: float = 1.0
 
     def __post_init__(self):
+        _check_schedule("gmm", self.schedule, self.growth)
         for name in ("components", "samples", "heldout", "tail_heldout", "self_samples", "max_iter"):
             _positive_int(f"gmm.{name}", getattr(self, name))
         _require(
@@ -181,6 +200,10 @@ class NGramConfig:
         Size of the held-out real text.
     self_chars : int
         Size of the fresh text sampled from the model (``self_bpc``).
+    schedule : {"constant", "linear", "geometric"}
+        Training-set size per generation: n, n (1 + growth g) or n growth^g.
+    growth : float
+        Rate of the ``linear`` schedule or factor of the ``geometric`` one.
     """
 
     order: int = 3
@@ -191,8 +214,11 @@ class NGramConfig:
     train_chars: int = 20000
     heldout_chars: int = 20000
     self_chars: int = 5000
+    schedule: str = "constant"
+    growth: float = 1.0
 
     def __post_init__(self):
+        _check_schedule("ngram", self.schedule, self.growth)
         _positive_int("ngram.order", self.order)
         _require(self.order <= 10, f"`ngram.order` must be at most 10, got {self.order}")
         _require(

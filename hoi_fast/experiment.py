@@ -18,6 +18,20 @@ with halves rounded up, i.e. ``floor((1 - α) n + 1/2)``):
 ``accumulate``
     R together with every synthetic set so far, each of ``round(α n)`` items
     from the model of its generation: the training set grows.
+``accumulate-subsample``
+    As ``accumulate``, but each generation trains on a subsample of ``n``
+    items of the accumulated pool (the experiment decides the unit: points,
+    or text chunks), so the training-set size stays constant.
+
+``n`` may change with the generation (a sample-size schedule, see
+:func:`scheduled_size`).  Under ``mix``, a generation that needs more real
+items than R holds takes all of R as often as it fits, then the rest drawn
+anew from R.
+
+Synthetic items go through :meth:`Experiment.synthesize`, which applies the
+experiment's sampling bias and filters and reports the share of candidates it
+accepted; the loop records it as the metric ``acceptance``, and the size of
+every training set as ``train_size``.
 """
 
 from __future__ import annotations
@@ -28,7 +42,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-REGIMES = ("mix", "fresh", "accumulate")
+REGIMES = ("mix", "fresh", "accumulate", "accumulate-subsample")
+SCHEDULES = ("constant", "linear", "geometric")
 
 
 @dataclass(frozen=True)
@@ -84,7 +99,18 @@ class Experiment(Protocol):
         """Fit a model on the training parts."""
 
     def sample(self, model: Any, n: int, rng: np.random.Generator) -> Any:
-        """``n`` synthetic items from ``model``."""
+        """``n`` synthetic items from ``model`` (plain, unbiased sampling)."""
+
+    def synthesize(self, model: Any, n: int, rng: np.random.Generator, first_model: Any) -> tuple:
+        """``n`` synthetic training items after sampling bias and filters.
+
+        Returns ``(data, acceptance)``: the share of candidates the filters
+        accepted (1.0 without filters).  ``first_model`` is generation 0's model,
+        trained on real data only (a reference for quality filters).
+        """
+
+    def subsample(self, parts: list, n: int, rng: np.random.Generator) -> list:
+        """``n`` items drawn without replacement from the union of ``parts``."""
 
     def metrics(self, model: Any, parts: list, heldout: Any, rng: np.random.Generator) -> dict:
         """Per-generation metrics: name -> scalar or array (see :meth:`metric_specs`)."""
@@ -94,6 +120,33 @@ class Experiment(Protocol):
 
     def coords(self) -> dict:
         """Coordinates of the extra dimensions used by the metrics."""
+
+
+LOOP_METRICS = (
+    MetricSpec("acceptance", "1", "share of synthetic candidates accepted by the filters "
+               "(NaN at generation 0)"),
+    MetricSpec("train_size", "count", "items in the training set of the generation"),
+)
+
+
+def cell_metric_specs(experiment):
+    """Every metric a cell of ``experiment`` records: the experiment's and the loop's."""
+    return list(experiment.metric_specs()) + list(LOOP_METRICS)
+
+
+def scheduled_size(n, schedule, growth, generation):
+    """Training-set size of ``generation`` under a sample-size schedule.
+
+    ``constant``: n; ``linear``: round(n (1 + growth g)); ``geometric``:
+    round(n growth^g).
+    """
+    if schedule == "constant":
+        return int(n)
+    if schedule == "linear":
+        return int(round(n * (1.0 + growth * generation)))
+    if schedule == "geometric":
+        return int(round(n * growth ** generation))
+    raise ValueError(f"`schedule` must be one of {SCHEDULES}, got {schedule!r}")
 
 
 def real_count(alpha, n):
@@ -113,44 +166,68 @@ class CellResult:
     metrics: dict = field(default_factory=dict)
 
 
-def next_training_parts(experiment, regime, alpha, generation, model, parts, pool, streams, rng):
+def real_parts(experiment, pool, m, rng):
+    """``m`` real items from the pool R: all of R as often as it fits, the rest drawn anew."""
+    repeats, rest = divmod(m, len(pool))
+    parts = [pool] * repeats
+    if rest:
+        parts.append(experiment.real_subset(pool, rest, rng))
+    return parts
+
+
+def next_training_parts(experiment, regime, alpha, generation, model, history, pool, streams, rng,
+                        first_model):
     """Build the training parts of ``generation`` (>= 1) from the previous model.
 
     Parameters
     ----------
     experiment : Experiment
-    regime : {"mix", "fresh", "accumulate"}
+    regime : str
+        One of :data:`REGIMES`.
     alpha : float
         Synthetic fraction in [0, 1].
     generation : int
         The generation about to be fitted.
     model : object
         The model of ``generation - 1``.
-    parts : list
-        Training parts of ``generation - 1`` (used by ``accumulate``).
+    history : list
+        Under the accumulating regimes, R and every synthetic set so far
+        (extended in place).
     pool : object
         The real pool R.
     streams : hoi_fast.seeding.CellStreams
     rng : numpy.random.Generator
         The stream of ``generation``.
+    first_model : object
+        Generation 0's model.
+
+    Returns
+    -------
+    parts : list
+    acceptance : float
+        Share of synthetic candidates accepted (NaN if none were drawn).
     """
     n = experiment.train_size(generation)
-    if regime == "accumulate":
+    acceptance = np.nan
+    if regime.startswith("accumulate"):
         n_syn = real_count(1.0 - alpha, n)
-        if n_syn == 0:
-            return parts
-        return parts + [experiment.sample(model, n_syn, rng)]
+        if n_syn:
+            synthetic, acceptance = experiment.synthesize(model, n_syn, rng, first_model)
+            history.append(synthetic)
+        if regime == "accumulate":
+            return list(history), acceptance
+        return experiment.subsample(history, n, rng), acceptance
     m = real_count(alpha, n)
     if regime == "mix":
-        real = experiment.real_subset(pool, m, rng) if m else None
+        parts = real_parts(experiment, pool, m, rng) if m else []
     elif regime == "fresh":
-        real = experiment.fresh_real(m, streams.fresh(generation)) if m else None
+        parts = [experiment.fresh_real(m, streams.fresh(generation))] if m else []
     else:
         raise ValueError(f"`regime` must be one of {REGIMES}, got {regime!r}")
-    new_parts = [] if real is None else [real]
     if n - m:
-        new_parts.append(experiment.sample(model, n - m, rng))
-    return new_parts
+        synthetic, acceptance = experiment.synthesize(model, n - m, rng, first_model)
+        parts.append(synthetic)
+    return parts, acceptance
 
 
 def run_cell(experiment, alpha, generations, regime, streams):
@@ -163,29 +240,38 @@ def run_cell(experiment, alpha, generations, regime, streams):
         Synthetic fraction in [0, 1].
     generations : int
         Number of generations G (generation 0 trains on the real pool only).
-    regime : {"mix", "fresh", "accumulate"}
+    regime : str
+        One of :data:`REGIMES`.
     streams : hoi_fast.seeding.CellStreams
 
     Returns
     -------
     dict
-        Metric name -> float64 array of shape ``(generations, *extra)``.
+        Metric name -> float64 array of shape ``(generations, *extra)``, for
+        every spec of :func:`cell_metric_specs`.
     """
     if regime not in REGIMES:
         raise ValueError(f"`regime` must be one of {REGIMES}, got {regime!r}")
     pool = experiment.real_pool(streams.real())
     heldout = experiment.heldout(streams.heldout())
-    parts = [pool]
+    parts, history = [pool], [pool]
+    model = first_model = None
     rows = []
     for g in range(generations):
         rng = streams.generation(g)
+        acceptance = np.nan
         if g > 0:
-            parts = next_training_parts(
-                experiment, regime, alpha, g, model, parts, pool, streams, rng
+            parts, acceptance = next_training_parts(
+                experiment, regime, alpha, g, model, history, pool, streams, rng, first_model
             )
         model = experiment.fit(parts, rng)
-        rows.append(experiment.metrics(model, parts, heldout, rng))
+        if g == 0:
+            first_model = model
+        row = experiment.metrics(model, parts, heldout, rng)
+        row["acceptance"] = acceptance
+        row["train_size"] = float(sum(len(p) for p in parts))
+        rows.append(row)
     return {
         spec.name: np.asarray([row[spec.name] for row in rows], dtype=np.float64)
-        for spec in experiment.metric_specs()
+        for spec in cell_metric_specs(experiment)
     }

@@ -15,6 +15,7 @@ import argparse
 import concurrent.futures as cf
 import os
 import shlex
+from contextlib import nullcontext
 import sys
 import time
 from dataclasses import replace
@@ -30,7 +31,7 @@ from hoi_fast.config import (
     as_dict,
 )
 from hoi_fast.executors import EXECUTORS, open_executor
-from hoi_fast.experiment import REGIMES
+from hoi_fast.experiment import REGIMES, cell_metric_specs
 from hoi_fast.runner import Block, make_experiment, run_block
 from hoi_fast.store import GroupLayout, ResultsFileError, ResultsWriter, stored_config
 
@@ -271,7 +272,7 @@ def layouts_for(config):
         experiments = [make_experiment(name, config.experiment_config(name, values))
                        for _, values in sweep_points(config, name)]
         sweep_dims = tuple((s.field, np.asarray(s.values)) for s in config.sweeps_for(name))
-        specs = tuple(experiments[0].metric_specs())
+        specs = tuple(cell_metric_specs(experiments[0]))
         clash = {d for d, _ in sweep_dims} & ({sp.name for sp in specs} | {"done", "generation"})
         if clash:
             raise ConfigError(f"`--sweep {name}.{clash.pop()}` clashes with a stored name; it cannot be swept")
@@ -448,28 +449,29 @@ def run(config, out, jobs=1, overwrite=False, command_line="", quiet=False, exec
         Number of cells run by this call.
     """
     layouts = layouts_for(config)
-    writer = ResultsWriter(out, layouts, run_identity(config), command_line, overwrite=overwrite,
-                           flush_seconds=flush_seconds)
-    try:
-        done = {name: writer.done_mask(name) for name in config.experiments}
-        blocks = pending_blocks(config, done)
-        total = sum(cell_count(config, name) for name in config.experiments)
-        initial = sum(int(m.sum()) for m in done.values())
-        progress = Progress(total, initial, quiet)
+    identity = run_identity(config)
+    if os.path.exists(out) and not overwrite and stored_config(out) != identity:
+        raise ResultsFileError(
+            f"`--out` {out} holds results of a different configuration; "
+            "pass --overwrite to replace it or choose another --out")
+    pool = open_executor(executor, jobs, scheduler) if isinstance(executor, str) else nullcontext(executor)
+    # The executor is up before the file is touched: a failure to start it writes nothing.
+    with pool as pool:
+        writer = ResultsWriter(out, layouts, identity, command_line, overwrite=overwrite,
+                               flush_seconds=flush_seconds)
         try:
-            if not blocks:
-                pass
-            elif isinstance(executor, str):
-                with open_executor(executor, min(jobs, len(blocks)), scheduler) as pool:
-                    execute(config, blocks, writer, progress, pool)
-            else:
-                execute(config, blocks, writer, progress, executor)
-        finally:
-            progress.close()
-    except BaseException:
-        writer.close(finished=False)
-        raise
-    writer.close(finished=True)
+            done = {name: writer.done_mask(name) for name in config.experiments}
+            blocks = pending_blocks(config, done)
+            total = sum(cell_count(config, name) for name in config.experiments)
+            progress = Progress(total, total - sum(len(b.seed_indices) for b in blocks), quiet)
+            try:
+                execute(config, blocks, writer, progress, pool)
+            finally:
+                progress.close()
+        except BaseException:
+            writer.close(finished=False)
+            raise
+        writer.close(finished=True)
     return sum(len(b.seed_indices) for b in blocks)
 
 

@@ -7,7 +7,7 @@ synthetic items are negative, so every training set can be audited exactly.
 import numpy as np
 import pytest
 
-from hoi_fast.experiment import MetricSpec, real_count, run_cell, synthetic_count
+from hoi_fast.experiment import MetricSpec, real_count, run_cell, scheduled_size, synthetic_count
 from hoi_fast.seeding import CellStreams, value_key
 
 
@@ -39,6 +39,13 @@ class TaggedToy:
 
     def sample(self, model, n, rng):
         return -np.full(n, model)
+
+    def synthesize(self, model, n, rng, first_model):
+        assert first_model == 1  # generation 0's model
+        return self.sample(model, n, rng), 0.5
+
+    def subsample(self, parts, n, rng):
+        return [rng.choice(np.concatenate(parts), size=n, replace=False)]
 
     def metrics(self, model, parts, heldout, rng):
         data = np.concatenate(parts)
@@ -90,8 +97,31 @@ def test_accumulate_keeps_pool_and_every_synthetic_set():
     out = run_cell(toy, 0.4, 4, "accumulate", streams(0.4))
     np.testing.assert_array_equal(out["n_real"], 10)
     np.testing.assert_array_equal(out["n_syn"], [0, 4, 8, 12])
+    np.testing.assert_array_equal(out["train_size"], [10, 14, 18, 22])
     last = toy.trained[3]
     assert [p[0] for p in last[1:]] == [-1, -2, -3]
+
+
+def test_accumulate_subsample_keeps_size_constant_and_draws_from_everything():
+    toy = TaggedToy(n=10)
+    out = run_cell(toy, 0.5, 6, "accumulate-subsample", streams(0.5))
+    np.testing.assert_array_equal(out["train_size"], 10)
+    pool = set(toy.trained[0][0])
+    for g in range(1, 6):
+        data = np.concatenate(toy.trained[g])
+        assert set(data[data > 0]) <= pool
+        # synthetic items can only come from models 1..g (each generation adds its own)
+        assert set(-data[data < 0]) <= set(range(1, g + 1))
+    last = np.concatenate(toy.trained[5])
+    assert (last < 0).any() and (last > 0).any()  # the pool mixes real and synthetic items
+
+
+def test_acceptance_is_recorded_after_generation_0():
+    out = run_cell(TaggedToy(), 0.5, 3, "mix", streams(0.5))
+    assert np.isnan(out["acceptance"][0])
+    np.testing.assert_array_equal(out["acceptance"][1:], 0.5)
+    out = run_cell(TaggedToy(), 0.0, 3, "mix", streams(0.0))
+    assert np.all(np.isnan(out["acceptance"]))  # nothing synthetic was drawn
 
 
 def test_real_pool_and_heldout_depend_on_seed_only():
@@ -108,6 +138,27 @@ def test_growing_sizes_follow_train_size():
     toy = TaggedToy(n=10, grow=5)
     out = run_cell(toy, 0.5, 3, "mix", streams(0.5))
     np.testing.assert_array_equal(out["n_real"] + out["n_syn"], [10, 15, 20])
+    np.testing.assert_array_equal(out["train_size"], [10, 15, 20])
+
+
+def test_mix_needing_more_real_items_than_the_pool_reuses_all_of_it():
+    toy = TaggedToy(n=10, grow=15)
+    run_cell(toy, 0.0, 3, "mix", streams(0.0))
+    pool = toy.trained[0][0]
+    data = np.concatenate(toy.trained[2])  # 40 real items from a pool of 10: R four times
+    values, counts = np.unique(data, return_counts=True)
+    assert set(values) == set(pool) and np.all(counts == 4)
+    data = np.concatenate(toy.trained[1])  # 25 = R twice + 5 distinct items
+    values, counts = np.unique(data, return_counts=True)
+    assert set(values) == set(pool) and sorted(counts)[-5:] == [3] * 5 and counts.sum() == 25
+
+
+def test_scheduled_sizes():
+    assert [scheduled_size(100, "constant", 0.5, g) for g in range(3)] == [100, 100, 100]
+    assert [scheduled_size(100, "linear", 0.5, g) for g in range(3)] == [100, 150, 200]
+    assert [scheduled_size(100, "geometric", 2.0, g) for g in range(3)] == [100, 200, 400]
+    with pytest.raises(ValueError, match="`schedule`"):
+        scheduled_size(100, "cubic", 1.0, 1)
 
 
 def test_counts_round_half_up_and_sum_to_n():
