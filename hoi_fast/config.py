@@ -15,6 +15,8 @@ import numpy as np
 from hoi_fast.experiment import REGIMES, SCHEDULES
 
 SMOOTHINGS = ("kneser-ney", "add-k", "mle")
+GMM_FILTERS = ("none", "quality", "verifier")
+NGRAM_FILTERS = ("none", "quality")
 EXPERIMENTS = ("gmm", "ngram")
 
 
@@ -42,6 +44,21 @@ def _positive_float(name, value):
         f"`{name}` must be a positive finite number, got {value!r}",
     )
     return float(value)
+
+
+def _fraction(name, value):
+    _require(
+        isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and 0 <= value < 1,
+        f"`{name}` must be in [0, 1), got {value!r}",
+    )
+
+
+def _non_negative_float(name, value):
+    _require(
+        isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+        and math.isfinite(value) and value >= 0,
+        f"`{name}` must be a finite number >= 0, got {value!r}",
+    )
 
 
 def _check_schedule(section, schedule, growth):
@@ -132,6 +149,21 @@ class GMMConfig:
         Training-set size per generation: n, n (1 + growth g) or n growth^g.
     growth : float
         Rate of the ``linear`` schedule or factor of the ``geometric`` one.
+    sample_temperature : float
+        Synthetic points are drawn from N(mu_k, temperature * Sigma_k).
+    sample_truncation : float
+        Likelihood truncation in [0, 1): the least likely fraction of candidate
+        samples (under the model) is dropped, i.e. synthetic data come from the
+        model's high-density region.
+    filter : {"none", "quality", "verifier"}
+        Filtering of synthetic points before they train (see README).
+    quality_quantile : float
+        ``quality`` keeps a point when its true density is at least this
+        quantile of the true density under the truth itself.
+    verifier_c : float
+        ``verifier`` accepts x with probability min(1, p_true(x) / (c p_model(x))).
+    verifier_noise : float
+        Standard deviation of the log-normal noise on p_true seen by the verifier.
     """
 
     components: int = 5
@@ -148,9 +180,22 @@ class GMMConfig:
     truth_covariances: tuple = DEFAULT_TRUTH_COVARIANCES
     schedule: str = "constant"
     growth: float = 1.0
+    sample_temperature: float = 1.0
+    sample_truncation: float = 0.0
+    filter: str = "none"
+    quality_quantile: float = 0.05
+    verifier_c: float = 1.0
+    verifier_noise: float = 0.0
 
     def __post_init__(self):
         _check_schedule("gmm", self.schedule, self.growth)
+        _positive_float("gmm.sample_temperature", self.sample_temperature)
+        _fraction("gmm.sample_truncation", self.sample_truncation)
+        _require(self.filter in GMM_FILTERS,
+                 f"`gmm.filter` must be one of {', '.join(GMM_FILTERS)}; got {self.filter!r}")
+        _fraction("gmm.quality_quantile", self.quality_quantile)
+        _positive_float("gmm.verifier_c", self.verifier_c)
+        _non_negative_float("gmm.verifier_noise", self.verifier_noise)
         for name in ("components", "samples", "heldout", "tail_heldout", "self_samples", "max_iter"):
             _positive_int(f"gmm.{name}", getattr(self, name))
         _require(
@@ -204,6 +249,21 @@ class NGramConfig:
         Training-set size per generation: n, n (1 + growth g) or n growth^g.
     growth : float
         Rate of the ``linear`` schedule or factor of the ``geometric`` one.
+    temperature : float
+        Synthetic text is sampled from p(c|h)^(1/temperature), renormalised.
+    top_k : int
+        Keep only the k most likely next characters (0 = off).
+    top_p : float
+        Nucleus sampling: keep the smallest set of most likely characters whose
+        probability reaches top_p (1 = off).
+    filter : {"none", "quality"}
+        ``quality`` keeps a synthetic chunk only if its bits per character under
+        generation 0's model (trained on the real pool) is at most
+        ``filter_threshold``.
+    filter_chunk : int
+        Length of the chunks the quality filter judges.
+    filter_threshold : float
+        Bits per character a chunk may cost under the real-pool model.
     """
 
     order: int = 3
@@ -216,9 +276,24 @@ class NGramConfig:
     self_chars: int = 5000
     schedule: str = "constant"
     growth: float = 1.0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    filter: str = "none"
+    filter_chunk: int = 200
+    filter_threshold: float = 4.0
 
     def __post_init__(self):
         _check_schedule("ngram", self.schedule, self.growth)
+        _positive_float("ngram.temperature", self.temperature)
+        _require(isinstance(self.top_k, (int, np.integer)) and not isinstance(self.top_k, bool) and self.top_k >= 0,
+                 f"`ngram.top_k` must be an integer >= 0 (0 = off), got {self.top_k!r}")
+        _positive_float("ngram.top_p", self.top_p)
+        _require(self.top_p <= 1, f"`ngram.top_p` must be in (0, 1], got {self.top_p}")
+        _require(self.filter in NGRAM_FILTERS,
+                 f"`ngram.filter` must be one of {', '.join(NGRAM_FILTERS)}; got {self.filter!r}")
+        _positive_int("ngram.filter_chunk", self.filter_chunk)
+        _positive_float("ngram.filter_threshold", self.filter_threshold)
         _positive_int("ngram.order", self.order)
         _require(self.order <= 10, f"`ngram.order` must be at most 10, got {self.order}")
         _require(
