@@ -1,0 +1,857 @@
+"""``python -m hoi_fast.report RESULTS.h5 [--out DIR]``: figures and a summary of a grid.
+
+For every experiment in the results file this writes PNG figures and one
+Markdown summary (``summary.md``):
+
+``<experiment>_collapse.png``
+    The real metric against generation, one line per α of a readable subset,
+    coloured by α, each with its confidence band over seeds.
+``<experiment>_degradation.png``
+    Heatmap α × generation of the mean paired degradation
+    ``metric(α) - metric(α = 0)``, with α* of each generation drawn on it.
+``<experiment>_critical_alpha.png``
+    α* against generation with its bootstrap interval.
+``<experiment>_gap.png``
+    Real and self metric for a few α, and the gap real − self with its band.
+``<experiment>_tail.png``
+    The tail metric next to the overall one.
+
+Only cells marked done are used, so a partially finished file gives a report
+(the summary says how much is done).  Sweep dimensions between ``alpha`` and
+``seed`` are faceted: one panel (and one α*) per combination of their values.
+
+Figures are drawn with matplotlib's object API on ``Figure`` objects (Agg
+canvas), so importing this module never touches pyplot's global state or a
+display.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hoi_fast import stats
+from hoi_fast.store import ResultsFileError, experiments_in, read_group
+
+DEFAULT_METRIC = {"gmm": "real_nll", "ngram": "real_bpc"}
+CELL_TAIL = ("seed", "generation")
+CURVES = 6  # α shown as lines by default
+GAP_CURVES = 3
+DPI = 120
+
+
+class ReportError(ValueError):
+    """The report cannot be made as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the report computes (the command-line flags).
+
+    Attributes
+    ----------
+    metric : str or None
+        Real-data metric; None means the experiment's default.
+    alphas : tuple of float or None
+        α drawn as curves and listed in the tables; None = a spread of 6.
+    level : float
+    method : {"bca", "percentile", "t"}
+    n_resamples : int
+        Bootstrap resamples of the bands.
+    alpha_resamples : int
+        Bootstrap resamples of the α* interval.
+    tolerance : float
+        Relative tolerance of the α* test.
+    generation : int
+        Generation index of the headline α* and tables (-1 = last).
+    simultaneous : bool
+        Draw sup-t bands that cover each whole curve.
+    seed : int
+        Seed of every bootstrap stream.
+    """
+
+    metric: str | None = None
+    alphas: tuple | None = None
+    level: float = 0.95
+    method: str = "bca"
+    n_resamples: int = 9999
+    alpha_resamples: int = 2000
+    tolerance: float = 0.01
+    generation: int = -1
+    simultaneous: bool = False
+    seed: int = 0
+
+
+# -- loading -------------------------------------------------------------------
+
+@dataclass
+class Facet:
+    """One experiment at one combination of sweep values: cubes ``(alpha, seed, generation)``."""
+
+    label: str
+    alphas: np.ndarray
+    real: np.ndarray
+    self_: np.ndarray | None
+    tail: np.ndarray | None
+    done: np.ndarray  # (alpha, seed) bool
+
+
+@dataclass
+class Loaded:
+    """An experiment's group, masked to done cells and cut into facets."""
+
+    name: str
+    metric: str
+    self_metric: str | None
+    tail_metric: str | None
+    attrs: dict
+    facets: list
+    done_cells: int
+    total_cells: int
+    generations: int
+    provenance: dict
+    config: dict
+
+
+def _counterpart(metric, prefix, data):
+    """``real_X`` -> ``self_X`` / ``tail_X`` when the file has it."""
+    if not metric.startswith("real_"):
+        return None
+    name = prefix + metric[len("real_"):]
+    return name if name in data else None
+
+
+def _check_metric(group, metric):
+    if metric not in group.data:
+        scalar = sorted(k for k, d in group.dims.items() if d[-2:] == CELL_TAIL)
+        raise ReportError(f"`--metric` {metric} is not in the {group.name} results; "
+                          f"choose one of {', '.join(scalar)}")
+    dims = group.dims[metric]
+    if dims[0] != "alpha" or dims[-2:] != CELL_TAIL:
+        raise ReportError(f"`--metric` {metric} of {group.name} has dimensions {dims}; "
+                          "choose a per-generation scalar metric (alpha, ..., seed, generation)")
+
+
+def _masked(group, name):
+    """The metric with every cell that is not done set to NaN."""
+    done = group.done.reshape(group.done.shape + (1,))
+    return np.where(done, group.data[name], np.nan)
+
+
+def load(path, name, metric=None):
+    """Read experiment ``name`` of ``path`` for the report.
+
+    Raises
+    ------
+    ResultsFileError
+        If the file is missing, foreign or lacks the experiment.
+    ReportError
+        If ``metric`` is not a per-generation scalar metric of the experiment.
+    """
+    group = read_group(path, name)
+    metric = metric or DEFAULT_METRIC.get(name) or next(
+        (k for k in sorted(group.data) if k.startswith("real_")), None)
+    if metric is None:
+        raise ReportError(f"{name} has no real_* metric; pass --metric")
+    _check_metric(group, metric)
+    self_metric = _counterpart(metric, "self_", group.data)
+    tail_metric = _counterpart(metric, "tail_", group.data)
+    sweeps = group.dims[metric][1:-2]
+    cubes = {k: _masked(group, k) for k in (metric, self_metric, tail_metric) if k}
+    facets = []
+    for index in itertools.product(*(range(len(group.coords[d])) for d in sweeps)):
+        sel = (slice(None),) + index
+        label = ", ".join(f"{d} = {_fmt(group.coords[d][i])}" for d, i in zip(sweeps, index))
+        facets.append(Facet(
+            label=label, alphas=np.asarray(group.coords["alpha"], dtype=np.float64),
+            real=cubes[metric][sel],
+            self_=cubes[self_metric][sel] if self_metric else None,
+            tail=cubes[tail_metric][sel] if tail_metric else None,
+            done=group.done[sel],
+        ))
+    return Loaded(
+        name=name, metric=metric, self_metric=self_metric, tail_metric=tail_metric,
+        attrs=group.attrs, facets=facets, done_cells=int(group.done.sum()),
+        total_cells=int(group.done.size), generations=len(group.coords["generation"]),
+        provenance=group.provenance, config=group.config,
+    )
+
+
+# -- analysis ------------------------------------------------------------------
+
+@dataclass
+class Analysis:
+    """Everything one facet's figures and tables need."""
+
+    facet: Facet
+    shown: np.ndarray  # indices of the α drawn as curves
+    real: stats.Band  # (shown, generation)
+    self_: stats.Band | None
+    tail: stats.Band | None
+    gap: stats.Band | None  # (gap α, generation)
+    gap_index: np.ndarray
+    degradation_mean: np.ndarray | None  # (alpha, generation)
+    degradation: stats.Band | None  # (shown, generation) of metric(alpha) - metric(0)
+    significant: np.ndarray | None  # (alpha, generation) bool
+    base_mean: np.ndarray | None  # (generation,) mean metric at alpha = 0
+    critical: stats.CriticalAlpha | None
+    seeds_per_alpha: np.ndarray
+    notes: list = field(default_factory=list)
+
+
+def _choose_alphas(alphas, done_rows, wanted):
+    """Indices of the α shown as curves: the requested ones, or an even spread of done rows."""
+    if wanted is not None:
+        index = []
+        for a in wanted:
+            hit = np.flatnonzero(np.isclose(alphas, a, rtol=0, atol=1e-9))
+            if len(hit) == 0:
+                raise ReportError(f"`--alphas` value {a:g} is not in the grid "
+                                  f"(it has {', '.join(_fmt(x) for x in alphas)})")
+            index.append(int(hit[0]))
+        return np.asarray(sorted(set(index), key=lambda i: alphas[i]), dtype=np.int64)
+    rows = np.flatnonzero(done_rows)
+    rows = rows[np.argsort(alphas[rows], kind="stable")]
+    if len(rows) <= CURVES:
+        return rows
+    return rows[np.unique(np.round(np.linspace(0, len(rows) - 1, CURVES)).astype(int))]
+
+
+def _band(values, options, rng, axis=1):
+    if options.simultaneous and values.ndim == 3:
+        return stats.simultaneous_band(values, seed_axis=axis, curve_axis=-1, level=options.level,
+                                       n_resamples=min(options.n_resamples, 4999), rng=rng)
+    return stats.seed_band(values, axis=axis, level=options.level, method=options.method,
+                           n_resamples=options.n_resamples, rng=rng)
+
+
+def analyse(facet, options, seed_key=0):
+    """Bands, degradation and α* of one facet.
+
+    Parameters
+    ----------
+    facet : Facet
+    options : Options
+    seed_key : int
+        Distinguishes the bootstrap streams of facets and experiments.
+    """
+    def rng(k):
+        return np.random.default_rng([options.seed, seed_key, k])
+
+    alphas, real = facet.alphas, facet.real
+    seeds_per_alpha = facet.done.sum(axis=1)
+    shown = _choose_alphas(alphas, seeds_per_alpha > 0, options.alphas)
+    g = options.generation
+    gap_index = shown[np.unique(np.round(np.linspace(0, len(shown) - 1, min(GAP_CURVES, len(shown)))))
+                      .astype(int)] if len(shown) else shown
+    out = Analysis(
+        facet=facet, shown=shown, real=_band(real[shown], options, rng(0)),
+        self_=_band(facet.self_[shown], options, rng(1)) if facet.self_ is not None else None,
+        tail=_band(facet.tail[shown], options, rng(2)) if facet.tail is not None else None,
+        gap=None, gap_index=gap_index, degradation_mean=None, degradation=None,
+        significant=None, base_mean=None, critical=None, seeds_per_alpha=seeds_per_alpha,
+    )
+    if facet.self_ is not None:
+        out.gap = _band(stats.illusion_gap(real[gap_index], facet.self_[gap_index]), options, rng(3))
+    zero = np.flatnonzero(alphas == 0.0)
+    if len(zero) == 0:
+        out.notes.append("the grid has no α = 0, so paired degradation and α* are not computed "
+                         "(run the grid with 0 among --alphas)")
+        return out
+    if seeds_per_alpha[zero[0]] < 2:
+        out.notes.append("fewer than two seeds are done at α = 0, so paired degradation and α* "
+                         "are not computed yet")
+        return out
+    diff = stats.paired_degradation(real, alphas, alpha_axis=0)
+    out.degradation_mean = _seed_mean(diff)
+    out.degradation = _band(diff[shown], options, rng(4))
+    out.base_mean = _seed_mean(real[zero[0]], axis=0)
+    bound = stats.lower_confidence_bound(diff, seed_axis=1, level=options.level)
+    out.significant = bound > options.tolerance * np.abs(out.base_mean)
+    out.critical = stats.critical_alpha(
+        real, alphas, generation=g, tolerance=options.tolerance, level=options.level,
+        n_resamples=options.alpha_resamples, rng=rng(5))
+    return out
+
+
+def _seed_mean(values, axis=1):
+    """Mean over the done (non-NaN) seeds; NaN where none is done, without warnings."""
+    valid = ~np.isnan(values)
+    n = valid.sum(axis=axis)
+    total = np.where(valid, values, 0.0).sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+# -- figures -------------------------------------------------------------------
+
+def _fmt(x, digits=3):
+    x = float(x)
+    if np.isnan(x):
+        return "n/a"
+    if np.isinf(x):
+        return "none" if x > 0 else "-inf"
+    return f"{x:.{digits}g}"
+
+
+def _label(loaded, metric):
+    attrs = loaded.attrs.get(metric, {})
+    units = attrs.get("units", "")
+    return f"{metric} [{units}]" if units else metric
+
+
+def _figure(rows, cols, width=6.4, height=4.0):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * cols, height * rows), dpi=DPI, layout="constrained")
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    return fig, axes
+
+
+def _alpha_colours(alphas):
+    from matplotlib import cm, colors
+
+    finite = alphas[np.isfinite(alphas)]
+    norm = colors.Normalize(vmin=float(finite.min()), vmax=float(max(finite.max(), finite.min() + 1e-12)))
+    return cm.ScalarMappable(norm=norm, cmap="viridis")
+
+
+def _draw_bands(ax, gens, band, rows, mapper, alphas, linestyle="-", labels=True):
+    for j, i in enumerate(rows):
+        colour = mapper.to_rgba(alphas[i])
+        ax.plot(gens, band.mean[j], color=colour, lw=1.8, ls=linestyle,
+                label=f"α = {_fmt(alphas[i])}" if labels else None)
+        ax.fill_between(gens, band.low[j], band.high[j], color=colour, alpha=0.18, lw=0)
+
+
+def _band_words(options):
+    kind = "simultaneous sup-t" if options.simultaneous else {
+        "bca": "BCa bootstrap", "percentile": "percentile bootstrap", "t": "Student-t"}[options.method]
+    return f"{100 * options.level:g}% {kind} band"
+
+
+def _title(ax, analysis, text):
+    label = analysis.facet.label
+    ax.set_title(f"{text}\n{label}" if label else text, fontsize=10)
+
+
+def _int_ticks(ax):
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def figure_collapse(loaded, analyses, options, path):
+    """Real metric vs generation, one banded line per shown α; paired degradation beside it."""
+    paired = all(a.degradation is not None for a in analyses)
+    fig, axes = _figure(len(analyses), 2 if paired else 1, width=6.4, height=4.6)
+    gens = np.arange(loaded.generations)
+    for row, an in zip(axes, analyses):
+        mapper = _alpha_colours(an.facet.alphas)
+        ax = row[0]
+        _draw_bands(ax, gens, an.real, an.shown, mapper, an.facet.alphas)
+        ax.set_ylabel(_label(loaded, loaded.metric))
+        _title(ax, an, f"{loaded.name}: {loaded.metric} on real held-out data\n"
+                       f"mean over seeds, {_band_words(options)}")
+        ax.legend(fontsize=8, ncols=2, loc="best", frameon=False)
+        if paired:
+            ax = row[1]
+            _draw_bands(ax, gens, an.degradation, an.shown, mapper, an.facet.alphas)
+            ax.plot(gens, options.tolerance * np.abs(an.base_mean), color="0.3", ls="--", lw=1,
+                    label=f"tolerance: {100 * options.tolerance:g}% of α = 0")
+            ax.axhline(0, color="0.6", lw=0.8)
+            ax.set_ylabel(f"Δ {_label(loaded, loaded.metric)} vs α = 0")
+            _title(ax, an, f"paired degradation {loaded.metric}(α) − {loaded.metric}(α = 0), "
+                           "same seeds\n(higher = worse than training on real data only)")
+            ax.legend(handles=ax.get_lines()[-2:-1], fontsize=8, loc="upper left", frameon=False)
+        for ax in row:
+            ax.set_xlabel("generation")
+            ax.grid(alpha=0.3)
+            _int_ticks(ax)
+        fig.colorbar(mapper, ax=row[-1], label="synthetic fraction α")
+    fig.savefig(path)
+
+
+def figure_degradation(loaded, analyses, options, path):
+    """Heatmap α × generation of the mean paired degradation, α* drawn on top."""
+    from matplotlib import colors
+
+    fig, axes = _figure(len(analyses), 1, width=7.5, height=4.8)
+    gens = np.arange(loaded.generations)
+    for ax, an in zip(axes[:, 0], analyses):
+        order = np.argsort(an.facet.alphas)
+        alphas = an.facet.alphas[order]
+        mean = an.degradation_mean[order]
+        top = float(np.nanmax(np.abs(mean))) if np.isfinite(mean).any() else 1.0
+        top = top if top > 0 else 1.0
+        norm = colors.TwoSlopeNorm(vcenter=0.0, vmin=-top, vmax=top)
+        mesh = ax.pcolormesh(_edges(gens.astype(float)), _edges(alphas), mean,
+                             cmap="RdBu_r", norm=norm, shading="flat")
+        crit = an.critical.per_generation
+        ok = np.isfinite(crit)
+        ax.plot(gens[ok], crit[ok], "k.-", lw=1.2, ms=5, label="α* (smallest significantly worse α)")
+        ax.set_xlabel("generation")
+        _int_ticks(ax)
+        ax.set_ylabel("synthetic fraction α")
+        _title(ax, an, f"{loaded.name}: paired degradation {loaded.metric}(α) − {loaded.metric}(α = 0), "
+                       "mean over seeds")
+        ax.legend(fontsize=8, loc="upper right", framealpha=0.8)
+        fig.colorbar(mesh, ax=ax, label=f"Δ {_label(loaded, loaded.metric)}  (red = worse)")
+    fig.savefig(path)
+
+
+def _edges(centres):
+    """Cell edges around sorted centres (for pcolormesh)."""
+    if len(centres) == 1:
+        return np.array([centres[0] - 0.5, centres[0] + 0.5])
+    mid = (centres[1:] + centres[:-1]) / 2
+    return np.concatenate([[2 * centres[0] - mid[0]], mid, [2 * centres[-1] - mid[-1]]])
+
+
+def figure_critical(loaded, analyses, options, path):
+    """α* vs generation with its bootstrap interval; 'none' marked at the top."""
+    fig, axes = _figure(len(analyses), 1, width=7.5, height=4.2)
+    gens = np.arange(loaded.generations)
+    for ax, an in zip(axes[:, 0], analyses):
+        crit = an.critical
+        top = float(np.max(an.facet.alphas))
+        value = crit.per_generation
+        low = np.minimum(np.nan_to_num(crit.per_generation_low, posinf=top), top)
+        # an interval end beyond the grid is drawn just past the top, into the "none" zone
+        high = np.minimum(np.nan_to_num(crit.per_generation_high, posinf=1.06 * top), 1.06 * top)
+        ok = np.isfinite(value)
+        shown_value = np.where(ok, value, top)
+        ax.vlines(gens, low, high, color="tab:blue", lw=2.5, alpha=0.35,
+                  label=f"{100 * crit.level:g}% bootstrap interval")
+        ax.plot(gens[ok], shown_value[ok], "o-", color="tab:blue", ms=5, label="α*")
+        none = ~ok & ~np.isnan(value)
+        if none.any():
+            ax.plot(gens[none], shown_value[none], "^", color="tab:red", ms=7,
+                    label=f"no α ≤ {_fmt(top)} qualifies")
+        ax.axhline(top, color="0.5", ls=":", lw=1, label=f"largest α of the grid ({_fmt(top)})")
+        ax.set_ylim(-0.03 * top, 1.1 * top)
+        ax.set_xlabel("generation")
+        _int_ticks(ax)
+        ax.set_ylabel("critical synthetic fraction α*")
+        _title(ax, an, f"{loaded.name}: α* = smallest α with {loaded.metric} more than "
+                       f"{100 * options.tolerance:g}% worse than α = 0 (one-sided {100 * options.level:g}%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best", frameon=False)
+    fig.savefig(path)
+
+
+def figure_gap(loaded, analyses, options, path):
+    """Real vs self metric for a few α, and the gap real − self with its band."""
+    fig, axes = _figure(len(analyses), 2, width=6.0, height=4.3)
+    gens = np.arange(loaded.generations)
+    for row, an in zip(axes, analyses):
+        mapper = _alpha_colours(an.facet.alphas)
+        pick = np.searchsorted(an.shown, an.gap_index) if len(an.shown) else []
+        real = _take(an.real, pick)
+        self_ = _take(an.self_, pick)
+        _draw_bands(row[0], gens, real, an.gap_index, mapper, an.facet.alphas)
+        _draw_bands(row[0], gens, self_, an.gap_index, mapper, an.facet.alphas, "--", labels=False)
+        row[0].plot([], [], "k-", label="real held-out data")
+        row[0].plot([], [], "k--", label="model's own samples")
+        row[0].set_ylabel(_label(loaded, loaded.metric).replace("real_", ""))
+        _title(row[0], an, f"{loaded.name}: {loaded.metric} (solid) vs {loaded.self_metric} (dashed)")
+        _draw_bands(row[1], gens, an.gap, an.gap_index, mapper, an.facet.alphas)
+        row[1].axhline(0, color="0.4", lw=0.8)
+        row[1].set_ylabel(f"gap {loaded.metric} − {loaded.self_metric} [{_units(loaded)}]")
+        _title(row[1], an, "hall-of-illusions gap (higher = the model fools itself more)")
+        for ax in row:
+            ax.set_xlabel("generation")
+            ax.grid(alpha=0.3)
+            _int_ticks(ax)
+            ax.legend(fontsize=8, frameon=False)
+    fig.savefig(path)
+
+
+def _units(loaded):
+    return loaded.attrs.get(loaded.metric, {}).get("units", "")
+
+
+def _take(band, *index):
+    return stats.Band(band.mean[index], band.low[index], band.high[index], band.method[index],
+                      band.n[index], band.level, band.simultaneous)
+
+
+def figure_tail(loaded, analyses, options, path):
+    """The tail metric next to the overall one, same α and colours."""
+    fig, axes = _figure(len(analyses), 2, width=6.0, height=4.3)
+    gens = np.arange(loaded.generations)
+    for row, an in zip(axes, analyses):
+        mapper = _alpha_colours(an.facet.alphas)
+        for ax, band, metric, what in ((row[0], an.real, loaded.metric, "all of the held-out data"),
+                                       (row[1], an.tail, loaded.tail_metric, "the rare tail only")):
+            _draw_bands(ax, gens, band, an.shown, mapper, an.facet.alphas)
+            ax.set_xlabel("generation")
+            _int_ticks(ax)
+            ax.set_ylabel(_label(loaded, metric))
+            _title(ax, an, f"{loaded.name}: {metric} on {what}")
+            ax.grid(alpha=0.3)
+        row[0].legend(fontsize=8, ncols=2, frameon=False)
+        fig.colorbar(mapper, ax=row[1], label="synthetic fraction α")
+    fig.savefig(path)
+
+
+# -- summary -------------------------------------------------------------------
+
+def _interval(low, high):
+    return f"[{_fmt(low, 4)}, {_fmt(high, 4)}]"
+
+
+def _summary_experiment(loaded, analyses, options, figures):
+    lines = [f"## {loaded.name}", ""]
+    g = options.generation % loaded.generations
+    if loaded.done_cells < loaded.total_cells:
+        lines += [f"**Partial results:** {loaded.done_cells} of {loaded.total_cells} cells are done; "
+                  "everything below uses only the done cells.", ""]
+    attrs = loaded.attrs.get(loaded.metric, {})
+    seeds_min = int(min(a.seeds_per_alpha.min() for a in analyses))
+    seeds_max = int(max(a.seeds_per_alpha.max() for a in analyses))
+    lines += [
+        f"- metric: `{loaded.metric}` — {attrs.get('long_name', '')} [{attrs.get('units', '')}]; higher is worse",
+        f"- seeds: {seeds_max} per α (done per α: {seeds_min}–{seeds_max}); "
+        f"generations: {loaded.generations} (0 = trained on real data only); "
+        f"α grid: {len(analyses[0].facet.alphas)} values in "
+        f"[{_fmt(analyses[0].facet.alphas.min())}, {_fmt(analyses[0].facet.alphas.max())}]",
+        f"- bands: {_band_words(options)} over seeds ({options.n_resamples} resamples); "
+        f"α* test: one-sided {100 * options.level:g}% Student-t lower bound of the paired degradation "
+        f"> {100 * options.tolerance:g}% of the α = 0 mean; α* interval: {100 * options.level:g}% "
+        f"bootstrap percentile over seeds ({options.alpha_resamples} resamples)",
+        "",
+    ]
+    for an in analyses:
+        if an.facet.label:
+            lines += [f"### {an.facet.label}", ""]
+        lines += [f"- {note}" for note in an.notes] + ([""] if an.notes else [])
+        lines += _critical_lines(loaded, an, options, g)
+        lines += _degradation_lines(loaded, an, options, g)
+        lines += _gap_lines(loaded, an, options, g)
+    lines += ["### Figures", ""]
+    for file, caption, reading in figures:
+        lines += [f"**{caption}.** {reading}", "", f"![{caption}]({file})", ""]
+    return lines
+
+
+def _critical_lines(loaded, an, options, g):
+    crit = an.critical
+    if crit is None:
+        return []
+    top = float(np.max(an.facet.alphas))
+    value = crit.per_generation[g]
+    if np.isfinite(value):
+        interval = _ci_alpha(crit.per_generation_low[g], crit.per_generation_high[g], top)
+        head = (f"**Critical α\\* = {_fmt(value)}** at generation {g} "
+                f"({100 * crit.level:g}% interval {interval}): the smallest α whose `{loaded.metric}` is "
+                f"significantly more than {100 * crit.tolerance:g}% worse than with real data only (α = 0).")
+    else:
+        head = (f"**Critical α\\* = none**: at generation {g} no α ≤ {_fmt(top)} makes `{loaded.metric}` "
+                f"significantly more than {100 * crit.tolerance:g}% worse than α = 0 (α\\* reported as +inf; "
+                f"found in {100 * crit.found_fraction[g]:.0f}% of bootstrap resamples).")
+    lines = ["#### Critical α*", "", head, "",
+             "| generation | α* | 95% interval | resamples with some α* |".replace("95", f"{100 * crit.level:g}"),
+             "|---:|---:|:---:|---:|"]
+    for k in range(len(crit.per_generation)):
+        lines.append(f"| {k} | {_fmt(crit.per_generation[k])} | "
+                     f"{_ci_alpha(crit.per_generation_low[k], crit.per_generation_high[k], top)} | "
+                     f"{_pct(crit.found_fraction[k])} |")
+    return lines + [""]
+
+
+def _ci_alpha(low, high, top):
+    def one(x):
+        if np.isnan(x):
+            return "n/a"
+        return _fmt(x) if np.isfinite(x) else f"> {_fmt(top)}"
+    return f"{one(low)} – {one(high)}"
+
+
+def _pct(x):
+    return "n/a" if np.isnan(x) else f"{100 * x:.0f}%"
+
+
+def _degradation_lines(loaded, an, options, g):
+    if an.degradation is None:
+        return []
+    band = _take(an.degradation, slice(None), g)
+    units = _units(loaded)
+    lines = [f"#### Degradation at generation {g}: {loaded.metric}(α) − {loaded.metric}(α = 0)", "",
+             f"| α | mean Δ [{units}] | {100 * options.level:g}% band | relative to α = 0 | seeds | "
+             f"above {100 * options.tolerance:g}% tolerance |",
+             "|---:|---:|:---:|---:|---:|:---:|"]
+    base = an.base_mean[g]
+    for j, i in enumerate(an.shown):
+        rel = band.mean[j] / abs(base) if base else np.nan
+        sig = "yes" if an.significant[i, g] else "no"
+        lines.append(f"| {_fmt(an.facet.alphas[i])} | {_fmt(band.mean[j], 4)} | "
+                     f"{_interval(band.low[j], band.high[j])} | {_fmt(100 * rel, 3)}% | {band.n[j]} | {sig} |")
+    return lines + [""]
+
+
+def _gap_lines(loaded, an, options, g):
+    if an.gap is None:
+        return []
+    units = _units(loaded)
+    lines = [f"#### Hall-of-illusions gap at generation {g}: {loaded.metric} − {loaded.self_metric}", "",
+             f"| α | real [{units}] | self [{units}] | gap [{units}] | {100 * options.level:g}% band |",
+             "|---:|---:|---:|---:|:---:|"]
+    pick = np.searchsorted(an.shown, an.gap_index)
+    for j, (i, p) in enumerate(zip(an.gap_index, pick)):
+        lines.append(f"| {_fmt(an.facet.alphas[i])} | {_fmt(an.real.mean[p, g], 4)} | "
+                     f"{_fmt(an.self_.mean[p, g], 4)} | {_fmt(an.gap.mean[j, g], 4)} | "
+                     f"{_interval(an.gap.low[j, g], an.gap.high[j, g])} |")
+    return lines + [""]
+
+
+def _provenance_lines(path, provenance):
+    finished = provenance.get("finished", "")
+    lines = ["## Provenance", "", f"Results file: `{os.path.abspath(path)}`"
+             + ("" if finished else " — **the grid has not finished** (no finish time recorded)"), "",
+             "| attribute | value |", "|---|---|"]
+    for key in sorted(provenance):
+        if key == "config":
+            continue
+        value = str(provenance[key]).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {key} | `{value}` |" if value else f"| {key} | |")
+    config = provenance.get("config")
+    if config:
+        try:
+            config = json.dumps(json.loads(config), indent=2, sort_keys=True)
+        except (TypeError, ValueError):
+            pass
+        lines += ["", "Run configuration:", "", "```json", str(config), "```"]
+    return lines + [""]
+
+
+# -- driver ----------------------------------------------------------------------
+
+FIGURES = (
+    ("collapse", figure_collapse, "Collapse curves"),
+    ("degradation", figure_degradation, "Paired degradation heatmap"),
+    ("critical_alpha", figure_critical, "Critical α* by generation"),
+    ("gap", figure_gap, "Hall-of-illusions gap"),
+    ("tail", figure_tail, "Tail metric next to the overall metric"),
+)
+
+READING = {
+    "collapse": "Each line is one synthetic fraction α (colour bar); the shaded band is where the "
+                "mean over seeds lies with the stated confidence. Lines that climb with generation are "
+                "collapsing: the model gets worse on real data each time it trains on its own output.",
+    "degradation": "Each cell is how much worse (red) or better (blue) α is than α = 0 at that "
+                   "generation, seed by seed; the black line is α*, below which no significant "
+                   "degradation is seen.",
+    "critical_alpha": "α* is the largest share of synthetic data that is still safe; a falling line "
+                      "means the safe share shrinks as generations stack up.",
+    "gap": "Solid lines score the model on real data, dashed lines on its own samples; a growing gap "
+           "means the model looks better to itself while getting worse on reality.",
+    "tail": "Rare data is forgotten first: the tail metric rises earlier and faster than the overall one.",
+}
+
+
+def report_experiment(path, name, out_dir, options, seed_key=0):
+    """Analyse one experiment and write its figures; return its summary lines."""
+    loaded = load(path, name, options.metric)
+    if loaded.done_cells == 0:
+        return [f"## {name}", "", "No cell is done yet: nothing to report.", ""], loaded.provenance
+    if not -loaded.generations <= options.generation < loaded.generations:
+        raise ReportError(f"`--generation` {options.generation} is out of range: "
+                          f"{name} has generations 0..{loaded.generations - 1}")
+    analyses = [analyse(f, options, seed_key * 1000 + k) for k, f in enumerate(loaded.facets)]
+    figures = []
+    for key, draw, caption in FIGURES:
+        if key in ("degradation", "critical_alpha") and any(a.critical is None for a in analyses):
+            continue
+        if key == "gap" and loaded.self_metric is None:
+            continue
+        if key == "tail" and loaded.tail_metric is None:
+            continue
+        file = f"{name}_{key}.png"
+        draw(loaded, analyses, options, os.path.join(out_dir, file))
+        figures.append((file, caption, READING[key]))
+    return _summary_experiment(loaded, analyses, options, figures), loaded.provenance
+
+
+def make_report(path, out_dir, options=Options(), experiments=None):
+    """Write figures and ``summary.md`` for every experiment of ``path``.
+
+    Parameters
+    ----------
+    path : str
+        A results file written by ``python -m hoi_fast.grid``.
+    out_dir : str
+        Folder for the outputs (created if needed).
+    options : Options
+    experiments : list of str, optional
+        Experiments to report (default: all in the file).
+
+    Returns
+    -------
+    str
+        Path of ``summary.md``.
+    """
+    if not os.path.exists(path):
+        raise ResultsFileError(f"`{path}` does not exist; give a results file written by hoi_fast.grid")
+    names = experiments_in(path)
+    if experiments:
+        missing = [e for e in experiments if e not in names]
+        if missing:
+            raise ReportError(f"`--experiment` {', '.join(missing)} is not in `{path}`; "
+                              f"it holds {', '.join(names) or 'nothing'}")
+        names = [e for e in names if e in experiments]
+    if not names:
+        raise ReportError(f"`{path}` holds no experiment results yet")
+    if options.metric is not None:
+        for name in names:  # fail before any work if the metric is missing anywhere
+            _check_metric_in_file(path, name, options.metric)
+    _check_out_dir(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    lines = [f"# hoi_fast report: {os.path.basename(path)}", "",
+             f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} by `python -m hoi_fast.report`.", ""]
+    provenance = {}
+    for k, name in enumerate(names):
+        body, provenance = report_experiment(path, name, out_dir, options, seed_key=k)
+        lines += body
+    lines += _provenance_lines(path, provenance)
+    summary = os.path.join(out_dir, "summary.md")
+    with open(summary, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines))
+    return summary
+
+
+def _check_metric_in_file(path, name, metric):
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        g = f[name]
+        if metric not in g or g[metric].ndim < 3:
+            scalar = sorted(k for k, ds in g.items()
+                            if isinstance(ds, h5py.Dataset) and not ds.is_scale and k != "done"
+                            and ds.ndim >= 3)
+            raise ReportError(f"`--metric` {metric} is not in the {name} results; choose one of "
+                              f"{', '.join(scalar)} (or pick the experiment with --experiment)")
+
+
+def _check_out_dir(out_dir):
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ReportError(f"`--out` {out_dir} is a file; give a folder for the figures and summary.md")
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    if not os.path.isdir(parent):
+        raise ReportError(f"`--out` parent folder {parent} does not exist; create it or choose another --out")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error voice: one line, exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}; see --help\n")
+
+
+def _alpha_list(text):
+    try:
+        values = tuple(float(a) for a in text.split(",") if a.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated numbers such as 0,0.5,1, got {text!r}")
+    if not values:
+        raise argparse.ArgumentTypeError("must name at least one α")
+    return values
+
+
+def _level(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text!r}")
+    return value
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def build_parser():
+    """The command-line interface."""
+    p = _Parser(
+        prog="python -m hoi_fast.report",
+        description="Figures (PNG) and a Markdown summary of a hoi_fast results file: collapse curves "
+                    "with confidence bands over seeds, the paired degradation against alpha = 0, the "
+                    "critical synthetic fraction alpha* with its bootstrap interval, the "
+                    "hall-of-illusions gap (real minus self metric) and the tail metric.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("results", metavar="RESULTS.h5", help="results file written by python -m hoi_fast.grid")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="folder for the figures and summary.md [default: RESULTS_report next to the file]")
+    p.add_argument("--experiment", choices=("gmm", "ngram", "all"), default="all",
+                   help="which experiment(s) of the file to report")
+    p.add_argument("--metric", default=None,
+                   help="real-data metric to analyse (higher = worse); its self_/tail_ counterparts are "
+                        "used for the gap and tail figures [default: real_nll for gmm, real_bpc for ngram]")
+    p.add_argument("--alphas", type=_alpha_list, default=None,
+                   help="comma-separated α of the grid to draw as curves and list in the tables "
+                        f"[default: {CURVES} evenly spread α]")
+    p.add_argument("--level", type=_level, default=0.95, help="confidence level of bands, test and α* interval")
+    p.add_argument("--method", choices=stats.METHODS, default="bca",
+                   help="pointwise band over seeds: BCa or percentile bootstrap, or Student-t")
+    p.add_argument("--simultaneous", action="store_true",
+                   help="draw sup-t bootstrap bands that cover each whole curve at --level")
+    p.add_argument("--n-resamples", type=_positive, default=9999, help="bootstrap resamples of the bands")
+    p.add_argument("--alpha-resamples", type=_positive, default=2000,
+                   help="bootstrap resamples of the seeds for the α* interval")
+    p.add_argument("--tolerance", type=_fraction, default=0.01,
+                   help="α* tolerance: relative increase of the α = 0 mean that counts as degradation")
+    p.add_argument("--generation", type=int, default=-1,
+                   help="generation index of the headline α* and tables (negative counts from the end)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples (reproducible)")
+    return p
+
+
+def main(argv=None):
+    """Entry point; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    options = Options(metric=args.metric, alphas=args.alphas, level=args.level, method=args.method,
+                      n_resamples=args.n_resamples, alpha_resamples=args.alpha_resamples,
+                      tolerance=args.tolerance, generation=args.generation,
+                      simultaneous=args.simultaneous, seed=args.seed)
+    out = args.out or os.path.splitext(args.results)[0] + "_report"
+    experiments = None if args.experiment == "all" else [args.experiment]
+    try:
+        t0 = time.perf_counter()
+        summary = make_report(args.results, out, options, experiments)
+    except (ResultsFileError, ReportError) as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"[hoi_fast.report] wrote {summary} and figures in {time.perf_counter() - t0:.1f} s",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
