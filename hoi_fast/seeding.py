@@ -10,12 +10,14 @@ stream          spawn key                                             shared by
 real pool R     (experiment, seed, 0)                                 all α
 held-out sets   (experiment, seed, 1)                                 all α
 fresh real, g   (experiment, seed, 2, g)                              all α
-generation g    (experiment, seed, 3, α bits, sweep bits..., g)       one cell
+generation 0    (experiment, seed, 4, sweep bits...)                  all α
+generation g≥1  (experiment, seed, 3, α bits, sweep bits..., g)       one cell
 ==============  ====================================================  ==========
 
-so R, the held-out sets and the fresh real draws are *common random numbers*
-across α (and across swept parameters): differences between α values are
-paired per seed.  α and swept values enter the key through the bits of their
+so R, the held-out sets, the fresh real draws and the whole of generation 0
+(which trains on R alone) are *common random numbers* across α (and R, the
+held-out sets and fresh draws also across swept parameters): differences
+between α values are paired per seed, and exactly zero at generation 0.  α and swept values enter the key through the bits of their
 float64 value, so adding a value to a grid never changes existing cells.
 """
 
@@ -29,7 +31,7 @@ import numpy as np
 
 EXPERIMENT_KEYS = {"gmm": 1, "ngram": 2}
 
-_REAL, _HELDOUT, _FRESH, _GENERATION = 0, 1, 2, 3
+_REAL, _HELDOUT, _FRESH, _GENERATION, _FIRST_GENERATION = 0, 1, 2, 3, 4
 
 
 def value_key(value):
@@ -92,8 +94,12 @@ class CellStreams:
         return generator(self.root_seed, self._base() + (_FRESH, int(generation)))
 
     def generation(self, generation):
-        """Stream for everything random in ``generation`` of this cell."""
-        key = self._base() + (_GENERATION,) + value_key(self.alpha)
-        for value in self.sweep:
-            key += value_key(value)
+        """Stream for everything random in ``generation`` of this cell.
+
+        Generation 0 trains on R alone, so its stream does not depend on α.
+        """
+        sweep = tuple(w for value in self.sweep for w in value_key(value))
+        if generation == 0:
+            return generator(self.root_seed, self._base() + (_FIRST_GENERATION,) + sweep)
+        key = self._base() + (_GENERATION,) + value_key(self.alpha) + sweep
         return generator(self.root_seed, key + (int(generation),))

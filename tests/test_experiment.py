@@ -180,3 +180,7 @@ def test_generation_stream_is_keyed_by_value_not_position():
     assert s.generation(3).random() != CellStreams(1, "ngram", 2, 0.5).generation(3).random()
     assert s.generation(3).random() != s.generation(4).random()
     assert value_key(-0.0) == value_key(0.0)
+    # generation 0 trains on R alone: its stream is shared by every alpha
+    assert s.generation(0).random() == CellStreams(1, "ngram", 2, 0.5).generation(0).random()
+    assert s.generation(0).random() != CellStreams(1, "ngram", 3, 0.25).generation(0).random()
+    assert s.generation(0).random() != CellStreams(1, "ngram", 2, 0.25, (7.0,)).generation(0).random()

@@ -1,0 +1,128 @@
+"""EM speed against scikit-learn in the same run, and one full generation step.
+
+Run with::
+
+    /work/venv/bin/python -m pytest bench/bench_gmm.py --benchmark-enable -p no:cacheprovider
+
+Fixed work: both fits start from the same k-means++ parameters and run exactly
+``ITERS`` EM iterations (``tol=0``: ``|change| < 0`` never holds).  Our
+public ``fit`` requires ``tol > 0``, so the benchmark calls the kernel
+:func:`hoi_fast.kernels.gmm.em` directly (the wrapper adds ~10 us of
+validation).  Both run on one thread (threadpoolctl limits BLAS/OpenMP).
+``extra_info`` holds the work counter and ns per point-component-iteration.
+"""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/sklearn import, in case threadpoolctl is missing
+
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.mixture import GaussianMixture  # noqa: E402
+
+from hoi_fast.config import GMMConfig  # noqa: E402
+from hoi_fast.experiment import run_cell  # noqa: E402
+from hoi_fast.experiments.gmm import GMMExperiment  # noqa: E402
+from hoi_fast.kernels import gmm as kg  # noqa: E402
+from hoi_fast.seeding import CellStreams  # noqa: E402
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
+
+ITERS = 50
+CASES = [(n, k) for n in (1000, 5000) for k in (3, 5, 8)]
+_SKLEARN_SECONDS = {}
+
+
+def problem(n, k):
+    """Points from the default truth and a k-means++ start (same for both libraries)."""
+    w, mu, cov = GMMConfig().truth()
+    X = np.empty((n, 2))
+    kg.sample(w, mu, cov, n, np.random.default_rng(n), X, np.empty(n, np.int64))
+    start = kg.kmeans_init(X, k, np.random.default_rng(k), 1e-6, 20)[:3]
+    return X, start
+
+
+def _single_thread():
+    return threadpool_limits(1) if threadpool_limits else _Null()
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("n, k", CASES)
+def test_em_sklearn(benchmark, n, k):
+    X, (w, mu, cov) = problem(n, k)
+    precisions = np.linalg.inv(cov)
+
+    def run():
+        gm = GaussianMixture(k, weights_init=w, means_init=mu, precisions_init=precisions,
+                             tol=0.0, max_iter=ITERS, reg_covar=1e-6)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gm.fit(X)
+        return gm
+
+    with _single_thread():
+        gm = benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
+    assert gm.n_iter_ == ITERS
+    seconds = benchmark.stats.stats.median
+    _SKLEARN_SECONDS[(n, k)] = seconds
+    benchmark.extra_info.update(points=n, components=k, iterations=ITERS,
+                                ns_per_point_component_iter=seconds / (n * k * ITERS) * 1e9)
+
+
+@pytest.mark.parametrize("n, k", CASES)
+def test_em_hoi_fast(benchmark, n, k):
+    X, (w, mu, cov) = problem(n, k)
+    trace = np.empty(ITERS)
+
+    def run():
+        return kg.em(X, w.copy(), mu.copy(), cov.copy(), ITERS, 0.0, 1e-6, trace, False)
+
+    run()  # JIT warm-up
+    with _single_thread():
+        out = benchmark.pedantic(run, rounds=50, iterations=1, warmup_rounds=2)
+    assert out[0] == ITERS
+    seconds = benchmark.stats.stats.median
+    benchmark.extra_info.update(points=n, components=k, iterations=ITERS,
+                                ns_per_point_component_iter=seconds / (n * k * ITERS) * 1e9)
+    sk = _SKLEARN_SECONDS.get((n, k))
+    if sk is None:  # run alone: time sklearn here, once, for the ratio
+        gm = GaussianMixture(k, weights_init=w, means_init=mu, precisions_init=np.linalg.inv(cov),
+                             tol=0.0, max_iter=ITERS, reg_covar=1e-6)
+        with _single_thread(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            t0 = time.perf_counter()
+            gm.fit(X)
+            sk = time.perf_counter() - t0
+    benchmark.extra_info["speedup_vs_sklearn"] = sk / seconds
+    print(f"\nEM n={n} K={k}: {seconds * 1e6:.0f} us, {seconds / (n * k * ITERS) * 1e9:.2f} ns/point/component/iter, "
+          f"{sk / seconds:.0f}x sklearn")
+
+
+def test_generation_step(benchmark):
+    """One full generation (alpha = 0.9, mix): build the set, fit, sample, metrics; default GMMConfig."""
+    experiment = GMMExperiment(GMMConfig())
+    generations = 20
+    run_cell(experiment, 0.9, 2, "mix", CellStreams(0, "gmm", 0, 0.9))  # warm-up
+
+    def run():
+        return run_cell(experiment, 0.9, generations, "mix", CellStreams(0, "gmm", 1, 0.9))
+
+    metrics = benchmark.pedantic(run, rounds=20, iterations=1, warmup_rounds=1)
+    per_step = benchmark.stats.stats.median / generations
+    benchmark.extra_info.update(generations=generations, seconds_per_generation=per_step,
+                                mean_em_iterations=float(metrics["n_iter"].mean()))
+    print(f"\ngeneration step (N=1000, K=5, default metrics): {per_step * 1e6:.0f} us")

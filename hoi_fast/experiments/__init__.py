@@ -1,0 +1,1 @@
+"""Experiments plugged into the shared recursive loop (:mod:`hoi_fast.experiment`)."""
