@@ -1,0 +1,116 @@
+"""Character n-gram speed against NLTK ``nltk.lm`` in the same run, and one generation step.
+
+Run with::
+
+    /work/venv/bin/python -m pytest bench/bench_ngram.py --benchmark-enable -p no:cacheprovider -s
+
+Same text (the built-in corpus), same order, same smoothing family: ``mle``
+vs ``nltk.lm.MLE``, ``add-k`` (k = 1) vs ``Laplace``, ``kneser-ney`` vs
+``KneserNeyInterpolated`` (same discount; the formulas differ slightly, see
+tests/test_ngram_api.py).  NLTK is slow, so it gets smaller fixed inputs and
+every figure is normalised per character.  NLTK is timed once per case (it
+is deterministic work, seconds long) with ``time.perf_counter`` after a
+warm-up on a tiny input; ours is timed by pytest-benchmark after JIT warm-up.
+``extra_info`` holds characters of work, ns/char for both and the ratio.
+"""
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from hoi_fast import ngram
+from hoi_fast.config import NGramConfig
+from hoi_fast.corpus import load_corpus
+from hoi_fast.experiment import run_cell
+from hoi_fast.experiments.ngram import NGramExperiment
+from hoi_fast.seeding import CellStreams
+
+nltk_lm = pytest.importorskip("nltk.lm")
+from nltk.util import everygrams  # noqa: E402
+
+OURS = {"train": 100_000, "score": 20_000, "generate": 20_000}
+NLTK_TRAIN = 30_000
+NLTK_SCORE = {"mle": 3000, "add-k": 3000, "kneser-ney": 300}
+NLTK_GENERATE = {"mle": 300, "add-k": 300, "kneser-ney": 20}
+PEERS = {"mle": "MLE", "add-k": "Laplace", "kneser-ney": "KneserNeyInterpolated"}
+CASES = [(o, s, op) for o in (3, 5) for s in ("mle", "add-k", "kneser-ney") for op in ("train", "score", "generate")]
+
+
+def texts():
+    c = load_corpus()
+    return c.train[:OURS["train"]].copy(), c.heldout[:OURS["score"]].copy(), c
+
+
+def nltk_fit(smoothing, order, chars):
+    cls = getattr(nltk_lm, PEERS[smoothing])
+    kwargs = {"discount": 0.75} if smoothing == "kneser-ney" else {}
+    lm = cls(order=order, vocabulary=nltk_lm.Vocabulary(chars, unk_cutoff=1), **kwargs)
+    lm.fit([list(everygrams(chars, max_len=order))])
+    return lm
+
+
+def nltk_seconds_per_char(smoothing, order, op, corpus, train):
+    chars = [corpus.symbols[c] for c in train[:NLTK_TRAIN].tolist()]
+    if op == "train":
+        nltk_fit(smoothing, order, chars[:500])  # warm-up
+        t0 = time.perf_counter()
+        nltk_fit(smoothing, order, chars)
+        return (time.perf_counter() - t0) / len(chars), len(chars)
+    lm = nltk_fit(smoothing, order, chars)
+    if op == "score":
+        # scored on training text so MLE is finite; per-position score as perplexity does
+        n = NLTK_SCORE[smoothing]
+        t0 = time.perf_counter()
+        total = sum(math.log(lm.score(chars[j], chars[j - order + 1:j])) for j in range(order - 1, n + order - 1))
+        assert math.isfinite(total)
+        return (time.perf_counter() - t0) / n, n
+    n = NLTK_GENERATE[smoothing]
+    t0 = time.perf_counter()
+    lm.generate(n, text_seed=chars[:order - 1], random_seed=0)
+    return (time.perf_counter() - t0) / n, n
+
+
+@pytest.mark.parametrize("order, smoothing, op", CASES)
+def test_vs_nltk(benchmark, order, smoothing, op):
+    train, heldout, corpus = texts()
+    v, k = corpus.vocab_size, 1.0
+    model = ngram.train(train, order, smoothing, vocab_size=v, k=k)
+    if op == "train":
+        fn, n = (lambda: ngram.train(train, order, smoothing, vocab_size=v, k=k)), train.size
+    elif op == "score":
+        fn, n = (lambda: model.bits_per_char(heldout)), heldout.size - order + 1
+    else:
+        rng = np.random.default_rng(0)
+        fn, n = (lambda: model.sample(OURS["generate"], rng)), OURS["generate"]
+    fn()  # JIT warm-up
+    benchmark.pedantic(fn, rounds=15, iterations=1, warmup_rounds=2)
+    ours = benchmark.stats.stats.min / n
+    peer, peer_n = nltk_seconds_per_char(smoothing, order, op, corpus, train)
+    ratio = peer / ours
+    benchmark.extra_info.update({
+        "chars": n, "ours_ns_per_char": ours * 1e9, "nltk_chars": peer_n,
+        "nltk_ns_per_char": peer * 1e9, "speedup_vs_nltk": ratio,
+    })
+    print(f"\n{op:8s} order {order} {smoothing:10s}: ours {ours * 1e9:9.1f} ns/char, "
+          f"nltk {peer * 1e9:12.0f} ns/char, {ratio:9.0f}x")
+
+
+@pytest.mark.parametrize("order, train_chars", [(3, 20_000), (5, 20_000), (5, 100_000)])
+def test_generation_step(benchmark, order, train_chars):
+    """One cell of 10 generations at alpha = 0.5: per generation, train on n characters,
+    sample the synthetic part, score the held-out text and sample + score self_chars."""
+    config = NGramConfig(order=order, train_chars=train_chars, heldout_chars=20_000, self_chars=5000)
+    exp = NGramExperiment(config)
+    generations = 10
+
+    def one_cell():
+        run_cell(exp, 0.5, generations, "mix", CellStreams(0, "ngram", 0, 0.5))
+
+    one_cell()
+    benchmark.pedantic(one_cell, rounds=7, iterations=1, warmup_rounds=1)
+    per_gen = benchmark.stats.stats.min / generations
+    benchmark.extra_info.update({"generations": generations, "ms_per_generation": per_gen * 1e3,
+                                 "train_chars": train_chars, "order": order})
+    print(f"\ngeneration step order {order}, n = {train_chars}: {per_gen * 1e3:.2f} ms")

@@ -1,0 +1,278 @@
+"""The character n-gram experiment plugged into the shared loop.
+
+One cell (α, seed) of the grid retrains a character n-gram model, generation
+after generation, on real text mixed with text sampled from its previous self
+(:func:`hoi_fast.experiment.run_cell` owns the loop and the regimes).
+
+Data
+----
+* The corpus (:mod:`hoi_fast.corpus`) is loaded once per process; its
+  vocabulary and its training/held-out split are fixed for the run.
+* Real pool R: ``train_chars`` consecutive characters of the training part at
+  an offset drawn from the seed's real stream (the same R for every α).
+* Held-out text: ``heldout_chars`` consecutive characters of the held-out part
+  (seed's held-out stream).
+* ``mix``: the real part of a generation is ``m`` consecutive characters of R
+  starting at a uniform offset ``o`` in ``[0, n)``, wrapping around the end of
+  R.  A wrapped segment is kept as *two* segments (``R[o:]`` and
+  ``R[:o + m - n]``, held in one :class:`Segments` part) so no n-gram spans
+  the artificial join.
+* ``fresh``: ``m`` consecutive characters of the corpus training part at a
+  uniform offset (fresh stream of the generation).
+* Synthetic text is one continuous stream sampled exactly from the model,
+  started after a random real context: ``order - 1`` consecutive characters of
+  the corpus training part at a uniform offset (drawn from the generation
+  stream).  The context itself is not part of the synthetic text.
+  (The shared :class:`~hoi_fast.experiment.Experiment` protocol gives
+  ``sample`` no access to R, hence the whole training part.)
+* Sampling bias (``temperature``, ``top_k``, ``top_p``): synthetic text is
+  drawn from ``p(c | h) ** (1 / temperature)``, truncated to the ``top_k``
+  most likely characters, then to the top-p nucleus, renormalised
+  (:meth:`hoi_fast.ngram.NGramModel.sample`).  ``self_bpc`` always samples the
+  model itself, without bias.
+* Quality filter (``filter = "quality"``): the synthetic stream is cut into
+  chunks of ``filter_chunk`` characters; a chunk is kept if its bits per
+  character under generation 0's model (trained on R alone), scored with the
+  ``order - 1`` characters before it as context, is at most
+  ``filter_threshold`` (a chunk with a probability-0 event under ``mle`` is
+  rejected).  Chunks are drawn until ``n - m`` characters are kept (the last
+  kept chunk is cut to fit); kept chunks are separate segments.  The
+  acceptance rate is kept / judged chunks.  If fewer than 1 in
+  ``MAX_REJECTIONS`` chunks pass, a :class:`~hoi_fast.config.ConfigError`
+  asks for a higher threshold.
+* ``accumulate-subsample``: the accumulated parts are cut into chunks of
+  ``SUBSAMPLE_CHUNK`` characters (never across a part), chunks are drawn
+  without replacement until ``n`` characters (the last cut to fit); each
+  chunk is a segment.
+* Sample-size schedule: generation ``g`` trains on
+  :func:`hoi_fast.experiment.scheduled_size` characters.
+
+Metrics per generation
+----------------------
+``real_bpc``
+    Bits/char on the held-out text (positions whose full context lies in it).
+``tail_bpc``
+    The same over held-out positions whose top-order n-gram occurs at most
+    twice in R (unseen in R included).  The mask is computed at the first
+    :meth:`NGramExperiment.metrics` call of a cell, which the loop makes at
+    generation 0 with R as the only training part.  NaN if no position
+    qualifies (e.g. order 1 with a large R).
+``self_bpc``
+    Bits/char of ``self_chars`` characters sampled from the model (after a
+    random real context, every sampled character scored).
+``support``
+    Distinct top-order n-grams in the generation's training text.
+``unseen_rate``
+    Share of held-out positions whose top-order n-gram is absent from the
+    generation's training text.
+``char_counts`` (dimension ``symbol``)
+    Occurrences of each symbol in the generation's training text.
+``unseen_events`` (``mle`` only)
+    Held-out positions of probability 0; they are left out of ``real_bpc``
+    and ``tail_bpc``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hoi_fast.config import ConfigError
+from hoi_fast.corpus import load_corpus
+from hoi_fast.experiment import MetricSpec, scheduled_size
+from hoi_fast.ngram import NGramModel, _join, summarize
+
+TAIL_MAX_COUNT = 2
+SUBSAMPLE_CHUNK = 200
+MAX_REJECTIONS = 1000
+
+
+class Segments:
+    """One training part made of several segments (no n-gram spans two).
+
+    ``len()`` is the number of characters, as the shared loop expects.
+    """
+
+    def __init__(self, arrays):
+        self.arrays = list(arrays)
+
+    def __len__(self):
+        return sum(a.shape[0] for a in self.arrays)
+
+
+class HeldOut:
+    """Held-out codes of one cell and its tail mask (filled at generation 0)."""
+
+    def __init__(self, codes):
+        self.codes = codes
+        self.tail = None
+
+
+def flatten(parts):
+    """Training parts -> list of 1-D code arrays (:class:`Segments` expanded)."""
+    out = []
+    for p in parts:
+        if isinstance(p, Segments):
+            out.extend(p.arrays)
+        else:
+            out.append(p)
+    return out
+
+
+class NGramExperiment:
+    """:class:`~hoi_fast.experiment.Experiment` for character n-grams.
+
+    Parameters
+    ----------
+    config : hoi_fast.config.NGramConfig
+
+    Raises
+    ------
+    hoi_fast.config.ConfigError
+        If the corpus cannot be loaded or is too short for the sizes.
+    """
+
+    name = "ngram"
+
+    def __init__(self, config):
+        self.config = config
+        self.corpus = load_corpus(config.corpus)
+        self.corpus.check_sizes(config.train_chars, config.heldout_chars)
+
+    # -- data -----------------------------------------------------------------
+
+    def train_size(self, generation):
+        c = self.config
+        return scheduled_size(c.train_chars, c.schedule, c.growth, generation)
+
+    def real_pool(self, rng):
+        return self.corpus.window("train", self.config.train_chars, rng)
+
+    def heldout(self, rng):
+        return HeldOut(self.corpus.window("heldout", self.config.heldout_chars, rng))
+
+    def real_subset(self, pool, m, rng):
+        n = pool.shape[0]
+        offset = int(rng.integers(0, n))
+        end = offset + m
+        if end <= n:
+            return pool[offset:end]
+        return Segments([pool[offset:], pool[:end - n]])
+
+    def fresh_real(self, m, rng):
+        if m > self.corpus.split:
+            raise ConfigError(
+                f"`ngram.corpus` training part ({self.corpus.split} characters) is shorter than the "
+                f"{m} fresh real characters a generation needs; lower `ngram.train_chars` or `ngram.growth`"
+            )
+        return self.corpus.window("train", m, rng)
+
+    # -- model ----------------------------------------------------------------
+
+    def fit(self, parts, rng):
+        c = self.config
+        codes, starts, ends = _join(flatten(parts))
+        return NGramModel(codes, starts, ends, c.order, c.smoothing, self.corpus.vocab_size, c.k, c.discount)
+
+    def _context(self, rng):
+        return self.corpus.window("train", self.config.order - 1, rng)
+
+    def sample(self, model, n, rng):
+        return model._sample(n, rng, self._context(rng))
+
+    def _biased(self, model, n, rng, ctx):
+        c = self.config
+        return model._sample(n, rng, ctx, c.temperature, c.top_k, c.top_p)
+
+    def synthesize(self, model, n, rng, first_model):
+        """``n`` synthetic characters after sampling bias and the quality filter.
+
+        Returns ``(part, acceptance)``; see the module docstring.
+        """
+        c = self.config
+        ctx = self._context(rng)
+        if c.filter == "none":
+            return self._biased(model, n, rng, ctx), 1.0
+        width, chunk = c.order - 1, c.filter_chunk
+        kept, have, judged = [], 0, 0
+        while have < n:
+            if judged >= MAX_REJECTIONS * (len(kept) + 1):
+                raise ConfigError(
+                    f"`ngram.filter_threshold` = {c.filter_threshold} kept {len(kept)} of {judged} synthetic "
+                    f"chunks; raise it (or lower `ngram.filter_chunk`)"
+                )
+            batch = max(1, min(64, 2 * (n - have) // chunk + 1))
+            stream = self._biased(model, batch * chunk, rng, ctx)
+            text = np.concatenate([ctx, stream])
+            bounds = np.arange(batch, dtype=np.int64) * chunk
+            # each chunk is scored with the order - 1 characters before it as context
+            logp, _ = first_model._score(text, bounds, bounds + chunk + width)
+            cost = -logp.reshape(batch, chunk).sum(axis=1) / (chunk * np.log(2.0))
+            for b in range(batch):
+                judged += 1
+                if cost[b] <= c.filter_threshold:
+                    take = min(chunk, n - have)
+                    kept.append(stream[b * chunk:b * chunk + take])
+                    have += take
+                    if have >= n:
+                        break
+            ctx = text[text.shape[0] - width:]
+        return Segments(kept), len(kept) / judged
+
+    def subsample(self, parts, n, rng):
+        """``n`` characters as chunks drawn without replacement from ``parts``."""
+        chunks = []
+        for a in flatten(parts):
+            chunks.extend(a[i:i + SUBSAMPLE_CHUNK] for i in range(0, a.shape[0], SUBSAMPLE_CHUNK))
+        picked, have = [], 0
+        for i in rng.permutation(len(chunks)):
+            if have >= n:
+                break
+            take = min(chunks[i].shape[0], n - have)
+            picked.append(chunks[i][:take])
+            have += take
+        return [Segments(picked)]
+
+    # -- metrics --------------------------------------------------------------
+
+    def metrics(self, model, parts, heldout, rng):
+        h = heldout.codes
+        bounds = (np.zeros(1, np.int64), np.full(1, h.shape[0], np.int64))
+        logp, top = model._score(h, *bounds)
+        if heldout.tail is None:
+            if len(parts) != 1:
+                raise RuntimeError("the tail mask must be computed at generation 0, from R alone")
+            heldout.tail = top <= TAIL_MAX_COUNT
+        real = summarize(logp)
+        ctx = self._context(rng)
+        own = np.concatenate([ctx, model._sample(self.config.self_chars, rng, ctx)])
+        own_logp, _ = model._score(own, np.zeros(1, np.int64), np.full(1, own.shape[0], np.int64))
+        out = {
+            "real_bpc": real.bits_per_char,
+            "tail_bpc": summarize(logp[heldout.tail]).bits_per_char,
+            "self_bpc": summarize(own_logp).bits_per_char,
+            "support": float(model.support),
+            "unseen_rate": float(np.count_nonzero(top == 0)) / top.shape[0],
+            "char_counts": model.symbol_counts().astype(np.float64),
+        }
+        if self.config.smoothing == "mle":
+            out["unseen_events"] = float(real.unseen)
+        return out
+
+    def metric_specs(self):
+        specs = [
+            MetricSpec("real_bpc", "bits/char", "bits per character on held-out real text"),
+            MetricSpec("tail_bpc", "bits/char",
+                       "bits per character on held-out positions whose top-order n-gram occurs at most twice in R"),
+            MetricSpec("self_bpc", "bits/char", "bits per character on text sampled from the model itself"),
+            MetricSpec("support", "count", "distinct top-order n-grams in the training text"),
+            MetricSpec("unseen_rate", "1",
+                       "share of held-out positions whose top-order n-gram is absent from the training text"),
+            MetricSpec("char_counts", "count", "occurrences of each symbol in the training text", ("symbol",)),
+        ]
+        if self.config.smoothing == "mle":
+            specs.append(MetricSpec("unseen_events", "count",
+                                    "held-out positions of probability 0 (left out of the bpc metrics)"))
+        return specs
+
+    def coords(self):
+        return {"symbol": np.asarray(self.corpus.symbols, dtype=object).astype(str)}

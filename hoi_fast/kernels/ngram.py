@@ -1,0 +1,627 @@
+"""Character n-gram kernels: count, smooth, score and sample (pure numba).
+
+These kernels trust their inputs; :mod:`hoi_fast.ngram` validates and coerces.
+
+Data structure
+--------------
+Every k-gram (k = 0 .. N, N the order) that occurs in the training text is a
+*node* of a prefix trie.  Node 0 is the empty gram (the root).  A node ``g`` of
+depth ``k`` stores
+
+* ``parent[g]``: the node of its first ``k - 1`` characters (its context),
+* ``char[g]``: its last character,
+* ``sfx[g]``: the node of its last ``k - 1`` characters (suffix link),
+* ``cnt[g]``: how often it occurs (raw count ``C(g)``).
+
+Children are found with one open-addressing hash table keyed by
+``parent * V + char`` (Fibonacci hashing, linear probing, key and node
+interleaved, kept at most half full by doubling), so memory is
+bounded by the number of distinct grams (at most ``N * len(text) + 1``), never
+by ``V ** N``.  Node ids are given in order of first occurrence, so the
+structure is a deterministic function of the text.
+
+Training text is a set of segments (``starts``, ``ends``); no gram crosses a
+segment boundary.  Walking a text left to right, the nodes of the grams
+*ending* at the current character are found top-down: the longest one with a
+hash look-up (or insertion), the shorter ones by following suffix links.  In a
+text that resembles the training text this is about one hash probe per
+character.
+
+Derived statistics (:func:`finalize`)
+-------------------------------------
+* ``cont[g] = N1+(. g)``: number of distinct characters ``x`` such that the
+  gram ``x g`` occurs (continuation count) = number of nodes whose suffix link
+  is ``g``.
+* Kneser-Ney weight of a node of depth ``k``: ``w[g] = C(g)`` if ``k == N``
+  else ``cont[g]``.
+* For a node ``h`` used as a context: ``tot_raw[h] = sum_c C(h c)``,
+  ``tot_kn[h] = sum_c w[h c]`` and ``nfol_kn[h] = #{c : w[h c] > 0}``.
+* Per node a record ``rec[g] = (child term, context term)`` of the chosen
+  smoothing, so scoring reads one record per order (see :func:`finalize`).
+* Children of every node in CSR order (grouped by parent, by first
+  occurrence within a parent) with their characters and sampling weights.
+
+Smoothing (``h`` the N - 1 characters before ``c``; ``h_k`` its last ``k - 1``)
+------------------------------------------------------------------------------
+``kneser-ney`` (interpolated, absolute discount ``0 < D < 1``)::
+
+    p_0(c)       = 1 / V
+    p_k(c | h_k) = max(w(h_k c) - D, 0) / tot_kn(h_k)
+                   + D * nfol_kn(h_k) / tot_kn(h_k) * p_{k-1}(c | h_{k-1})
+    p_k          = p_{k-1}   if h_k never occurs as a context (tot_kn = 0)
+
+and ``p(c | h) = p_N(c | h_N)``.  Because every positive weight is an integer
+>= 1 > D, ``sum_c max(w - D, 0) = tot_kn - D * nfol_kn``, so ``p_k`` is a
+mixture: the discounted empirical row with probability ``1 - gamma`` and
+``p_{k-1}`` with probability ``gamma = D * nfol_kn / tot_kn``.  Sampling walks
+this mixture from the top order down.
+
+``add-k``: ``p(c | h) = (C(h c) + k) / (tot_raw(h) + k V)`` (top order only),
+a mixture of the empirical row (probability ``T / (T + kV)``) and the uniform
+distribution.
+
+``mle``: ``p(c | h) = C(h_k c) / tot_raw(h_k)`` for the longest suffix ``h_k``
+of ``h`` that occurs as a context (``tot_raw > 0``); normally ``h`` itself.
+The fallback only makes the model a distribution for every context (so a
+sampled stream never dead-ends); an event ``C(h_k c) = 0`` has probability 0.
+"""
+
+import numpy as np
+
+from hoi_fast._jit import jit
+
+KNESER_NEY, ADD_K, MLE = 0, 1, 2
+SMOOTHING_IDS = {"kneser-ney": KNESER_NEY, "add-k": ADD_K, "mle": MLE}
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@jit
+def _slot(key, shift):
+    """Fibonacci hash of a non-negative int64 key into ``64 - shift`` bits."""
+    return np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(shift))
+
+
+@jit
+def _find(table, mask, shift, key):
+    """Node stored under ``key`` in the interleaved hash ``table``, or -1."""
+    s = _slot(key, shift)
+    while True:
+        k = table[2 * s]
+        if k == key:
+            return table[2 * s + 1]
+        if k == -1:
+            return -1
+        s = (s + 1) & mask
+
+
+@jit
+def _rehash(parent, char, n_nodes, vocab_size, bits):
+    """A fresh hash table of ``2 ** bits`` slots holding nodes ``1 .. n_nodes - 1``."""
+    cap = np.int64(1) << bits
+    mask = cap - 1
+    shift = 64 - bits
+    table = np.full(2 * cap, -1, np.int64)
+    for g in range(1, n_nodes):
+        key = parent[g] * vocab_size + char[g]
+        s = _slot(key, shift)
+        while table[2 * s] != -1:
+            s = (s + 1) & mask
+        table[2 * s] = key
+        table[2 * s + 1] = g
+    return table
+
+
+@jit
+def build(codes, starts, ends, order, vocab_size, max_nodes):
+    """Count every k-gram (k <= order) of the segments of ``codes``.
+
+    Parameters
+    ----------
+    codes : ndarray, shape (L,), int32
+        Symbol codes in ``[0, vocab_size)``.
+    starts, ends : ndarray, shape (S,), int64
+        Segment ``s`` is ``codes[starts[s]:ends[s]]``.
+    order : int
+        N >= 1.
+    vocab_size : int
+        V.
+    max_nodes : int
+        Upper bound on the number of distinct grams (including the root).
+
+    Returns
+    -------
+    n_nodes : int
+    table : ndarray, shape (2 * 2 ** bits,), int64
+        Hash table, slot ``s`` = ``(table[2s], table[2s+1])`` =
+        ``(parent * V + char, node)``; empty slots hold key -1.  Kept at most
+        half full (it doubles as nodes are added), so it stays as small as
+        the model: key and node share a cache line.
+    bits : int
+        log2 of the number of slots.
+    parent, char, depth, sfx, cnt : ndarray, shape (max_nodes,), int64
+        Per-node arrays (only the first ``n_nodes`` entries are valid).
+    """
+    bits = 10
+    cap = np.int64(1) << bits
+    mask = cap - 1
+    shift = 64 - bits
+    table = np.full(2 * cap, -1, np.int64)
+    parent = np.empty(max_nodes, np.int64)
+    char = np.empty(max_nodes, np.int64)
+    depth = np.empty(max_nodes, np.int64)
+    sfx = np.empty(max_nodes, np.int64)
+    cnt = np.zeros(max_nodes, np.int64)
+    parent[0] = -1
+    char[0] = -1
+    depth[0] = 0
+    sfx[0] = -1
+    n_nodes = 1
+    prev = np.zeros(order + 1, np.int64)
+    cur = np.zeros(order + 1, np.int64)
+    for s in range(starts.shape[0]):
+        a = starts[s]
+        for j in range(a, ends[s]):
+            c = np.int64(codes[j])
+            top = min(order, j - a + 1)
+            if 2 * (n_nodes + top) > cap:
+                bits += 1
+                cap = np.int64(1) << bits
+                mask = cap - 1
+                shift = 64 - bits
+                table = _rehash(parent, char, n_nodes, vocab_size, bits)
+            cur[0] = 0
+            m = top
+            # Longest gram ending here that already exists; insert the longer ones.
+            while m >= 1:
+                p = prev[m - 1]
+                key = p * vocab_size + c
+                slot = _slot(key, shift)
+                found = -1
+                while True:
+                    k = table[2 * slot]
+                    if k == key:
+                        found = table[2 * slot + 1]
+                        break
+                    if k == -1:
+                        break
+                    slot = (slot + 1) & mask
+                if found >= 0:
+                    cur[m] = found
+                    break
+                table[2 * slot] = key
+                table[2 * slot + 1] = n_nodes
+                parent[n_nodes] = p
+                char[n_nodes] = c
+                depth[n_nodes] = m
+                cur[m] = n_nodes
+                n_nodes += 1
+                m -= 1
+            # Suffixes of an existing gram exist: follow the suffix links.
+            for q in range(m - 1, 0, -1):
+                cur[q] = sfx[cur[q + 1]]
+            for q in range(m + 1, top + 1):
+                sfx[cur[q]] = cur[q - 1]
+            cnt[0] += 1
+            for q in range(1, top + 1):
+                cnt[cur[q]] += 1
+            prev, cur = cur, prev
+    return n_nodes, table, bits, parent, char, depth, sfx, cnt
+
+
+@jit
+def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, depth, sfx, cnt):
+    """Smoothing-ready tables of a built trie.
+
+    Parameters
+    ----------
+    n_nodes, order, vocab_size, smoothing : int
+    k, discount : float
+    parent, char, depth, sfx, cnt : ndarray, shape (n_nodes,), int64
+        From :func:`build`.
+
+    Returns
+    -------
+    cont : ndarray, shape (n_nodes,), int64
+        ``N1+(. g)`` (distinct left extensions).
+    rec : ndarray, shape (n_nodes, 2), float64
+        Per node ``g`` with context (parent) ``h``, ``rec[g, 0]`` is the
+        child term and ``rec[g, 1]`` the context term of the smoothing, so
+        that scoring reads one record per level:
+
+        * kneser-ney: ``max(w(g) - D, 0) / tot_kn(h)`` (0 if ``tot_kn(h) = 0``)
+          and ``D * nfol_kn(g) / tot_kn(g)`` (1 if ``tot_kn(g) = 0``: full back-off);
+        * add-k: ``(C(g) + k) / (tot_raw(h) + k V)`` and ``k / (tot_raw(g) + k V)``;
+        * mle: ``C(g) / tot_raw(h)`` and ``1.0`` if ``tot_raw(g) > 0`` else ``0.0``.
+    ctx_tot : ndarray, shape (n_nodes,), float64
+        Context total used by sampling: ``tot_kn`` (kneser-ney) or ``tot_raw``.
+    child_start : ndarray, shape (n_nodes + 1,), int64
+        Children of ``h`` are CSR entries ``child_start[h]:child_start[h + 1]``
+        (in order of first occurrence).
+    child_char : ndarray, shape (n_nodes - 1,), int64
+    child_wt : ndarray, shape (n_nodes - 1,), float64
+        Sampling weight of each entry: ``max(w - D, 0)`` (kneser-ney) or ``C``.
+    """
+    cont = np.zeros(n_nodes, np.int64)
+    for g in range(1, n_nodes):
+        if depth[g] >= 2:
+            cont[sfx[g]] += 1
+    w = np.empty(n_nodes, np.int64)
+    tot_raw = np.zeros(n_nodes, np.int64)
+    tot_kn = np.zeros(n_nodes, np.int64)
+    nfol_kn = np.zeros(n_nodes, np.int64)
+    child_start = np.zeros(n_nodes + 1, np.int64)
+    w[0] = 0
+    for g in range(1, n_nodes):
+        wg = cnt[g] if depth[g] == order else cont[g]
+        w[g] = wg
+        p = parent[g]
+        tot_raw[p] += cnt[g]
+        tot_kn[p] += wg
+        if wg > 0:
+            nfol_kn[p] += 1
+        child_start[p + 1] += 1
+    rec = np.empty((n_nodes, 2), np.float64)
+    ctx_tot = np.empty(n_nodes, np.float64)
+    kv = k * vocab_size
+    for g in range(n_nodes):
+        p = parent[g]
+        if smoothing == KNESER_NEY:
+            a = 0.0
+            if g > 0 and tot_kn[p] > 0:
+                a = max(w[g] - discount, 0.0) / tot_kn[p]
+            rec[g, 0] = a
+            rec[g, 1] = discount * nfol_kn[g] / tot_kn[g] if tot_kn[g] > 0 else 1.0
+            ctx_tot[g] = tot_kn[g]
+        elif smoothing == ADD_K:
+            rec[g, 0] = (cnt[g] + k) / (tot_raw[p] + kv) if g > 0 else 0.0
+            rec[g, 1] = k / (tot_raw[g] + kv)
+            ctx_tot[g] = tot_raw[g]
+        else:
+            rec[g, 0] = cnt[g] / tot_raw[p] if g > 0 else 0.0
+            rec[g, 1] = 1.0 if tot_raw[g] > 0 else 0.0
+            ctx_tot[g] = tot_raw[g]
+    for h in range(n_nodes):
+        child_start[h + 1] += child_start[h]
+    fill = child_start[:n_nodes].copy()
+    n_children = max(n_nodes - 1, 0)
+    child_char = np.empty(n_children, np.int64)
+    child_wt = np.empty(n_children, np.float64)
+    for g in range(1, n_nodes):
+        e = fill[parent[g]]
+        fill[parent[g]] = e + 1
+        child_char[e] = char[g]
+        child_wt[e] = max(w[g] - discount, 0.0) if smoothing == KNESER_NEY else cnt[g]
+    return cont, rec, ctx_tot, child_start, child_char, child_wt
+
+
+@jit
+def _advance(prev, cur, c, top, vocab_size, table, mask, shift, sfx):
+    """Nodes ``cur[1..top]`` of the grams ending at ``c`` (-1 when unseen).
+
+    ``prev[m]`` holds the node of the m-gram ending just before ``c`` (-1 when
+    unseen or not available).
+    """
+    cur[0] = 0
+    m = top
+    while m >= 1:
+        h = prev[m - 1]
+        if h >= 0:
+            g = _find(table, mask, shift, h * vocab_size + c)
+            if g >= 0:
+                cur[m] = g
+                break
+        cur[m] = -1
+        m -= 1
+    for q in range(m - 1, 0, -1):
+        cur[q] = sfx[cur[q + 1]]
+
+
+@jit
+def _prob(prev, cur, order, vocab_size, smoothing, rec):
+    """Smoothed ``p(c | context)`` from context nodes ``prev`` and gram nodes ``cur``."""
+    if smoothing == KNESER_NEY:
+        p = 1.0 / vocab_size
+        for lev in range(1, order + 1):
+            h = prev[lev - 1]
+            if h < 0:
+                continue
+            g = cur[lev]
+            a = rec[g, 0] if g >= 0 else 0.0
+            p = a + rec[h, 1] * p
+        return p
+    if smoothing == ADD_K:
+        g = cur[order]
+        if g >= 0:
+            return rec[g, 0]
+        h = prev[order - 1]
+        return rec[h, 1] if h >= 0 else 1.0 / vocab_size
+    # mle: the longest context that was followed by something
+    for lev in range(order, 0, -1):
+        h = prev[lev - 1]
+        if h >= 0 and rec[h, 1] > 0:
+            g = cur[lev]
+            return rec[g, 0] if g >= 0 else 0.0
+    return 0.0  # empty model; the API never trains on an empty text
+
+
+@jit
+def score(codes, starts, ends, order, vocab_size, smoothing, tables, logp, top_count):
+    """Natural-log probability of every position whose full context lies in its segment.
+
+    Parameters
+    ----------
+    codes : ndarray, shape (L,), int32
+    starts, ends : ndarray, shape (S,), int64
+        Segments of ``codes``; position ``j`` of segment ``[a, b)`` is scored
+        when ``j - a >= order - 1``.
+    order, vocab_size, smoothing : int
+    tables : tuple
+        ``(table, bits, sfx, cnt, rec)`` from :func:`build` and :func:`finalize`.
+    logp : ndarray, shape (P,), float64
+        Output, in scoring order (segment by segment); ``-inf`` for a
+        probability-0 event (``mle`` only).
+    top_count : ndarray, shape (P,), int64
+        Output: training count of the position's top-order n-gram.
+
+    Returns
+    -------
+    int
+        Number of positions written, P.
+    """
+    table, bits, sfx, cnt, rec = tables
+    mask = (np.int64(1) << bits) - 1
+    shift = 64 - bits
+    prev = np.empty(order + 1, np.int64)
+    cur = np.empty(order + 1, np.int64)
+    out = 0
+    for s in range(starts.shape[0]):
+        a = starts[s]
+        prev[:] = -1
+        prev[0] = 0
+        for j in range(a, ends[s]):
+            c = np.int64(codes[j])
+            top = min(order, j - a + 1)
+            _advance(prev, cur, c, top, vocab_size, table, mask, shift, sfx)
+            if j - a >= order - 1:
+                p = _prob(prev, cur, order, vocab_size, smoothing, rec)
+                logp[out] = np.log(p) if p > 0 else -np.inf
+                top_count[out] = cnt[cur[order]] if cur[order] >= 0 else 0
+                out += 1
+            for q in range(top + 1, order + 1):
+                cur[q] = -1
+            prev, cur = cur, prev
+    return out
+
+
+@jit
+def context_nodes(context, order, vocab_size, tables):
+    """Nodes of the grams ending at the last character of ``context``.
+
+    Returns
+    -------
+    ndarray, shape (order + 1,), int64
+        Entry ``m`` is the node of the last ``m`` characters of ``context``;
+        -1 if that gram never occurred or ``m > len(context)``.
+    """
+    table, bits, sfx, cnt, rec = tables
+    mask = (np.int64(1) << bits) - 1
+    shift = 64 - bits
+    prev = np.full(order + 1, -1, np.int64)
+    cur = np.full(order + 1, -1, np.int64)
+    prev[0] = 0
+    for j in range(context.shape[0]):
+        top = min(order, j + 1)
+        _advance(prev, cur, np.int64(context[j]), top, vocab_size, table, mask, shift, sfx)
+        for q in range(top + 1, order + 1):
+            cur[q] = -1
+        prev, cur = cur, prev
+    return prev
+
+
+@jit
+def next_probs(context, order, vocab_size, smoothing, tables):
+    """``p(c | context)`` for every symbol c, shape (V,), float64.
+
+    Only the last ``order - 1`` characters of ``context`` matter; a shorter
+    context backs off as if the missing characters were unseen.
+    """
+    table, bits, sfx, cnt, rec = tables
+    mask = (np.int64(1) << bits) - 1
+    shift = 64 - bits
+    prev = context_nodes(context, order, vocab_size, tables)
+    # a context longer than order - 1 keeps only its last order - 1 characters
+    prev[order] = -1
+    cur = np.empty(order + 1, np.int64)
+    out = np.empty(vocab_size, np.float64)
+    top = min(order, context.shape[0] + 1)
+    for c in range(vocab_size):
+        _advance(prev, cur, np.int64(c), top, vocab_size, table, mask, shift, sfx)
+        for q in range(top + 1, order + 1):
+            cur[q] = -1
+        out[c] = _prob(prev, cur, order, vocab_size, smoothing, rec)
+    return out
+
+
+@jit
+def _scan(u, lo, hi, weight, child_char):
+    """Character of the CSR entry where ``u`` runs out, subtracting ``weight``.
+
+    Returns -1 if ``u`` outlasts every entry (the caller's back-off branch).
+    """
+    for e in range(lo, hi):
+        u -= weight[e]
+        if u < 0:
+            return child_char[e]
+    return -1
+
+
+@jit
+def sample(context, n, rng, order, vocab_size, smoothing, k, tables, csr, out):
+    """Sample ``n`` characters as one continuous stream after ``context``.
+
+    Parameters
+    ----------
+    context : ndarray, shape (C,), int32
+        Characters before the stream (only the last ``order - 1`` matter).
+    n : int
+    rng : numpy.random.Generator
+    order, vocab_size, smoothing : int
+    k : float
+        The add-k pseudo-count.
+    tables : tuple
+        As in :func:`score`.
+    csr : tuple
+        ``(ctx_tot, child_start, child_char, child_wt)`` from :func:`finalize`.
+    out : ndarray, shape (n,), int32
+        Output codes.
+    """
+    table, bits, sfx, cnt, rec = tables
+    ctx_tot, child_start, child_char, child_wt = csr
+    mask = (np.int64(1) << bits) - 1
+    shift = 64 - bits
+    prev = context_nodes(context, order, vocab_size, tables)
+    cur = np.full(order + 1, -1, np.int64)
+    have = context.shape[0]
+    kv = k * vocab_size
+    for i in range(n):
+        c = -1
+        if smoothing == KNESER_NEY:
+            # recursive mixture: discounted row of order lev, else back off
+            for lev in range(order, 0, -1):
+                h = prev[lev - 1]
+                if h < 0 or ctx_tot[h] == 0:
+                    continue
+                u = rng.random() * ctx_tot[h]
+                c = _scan(u, child_start[h], child_start[h + 1], child_wt, child_char)
+                if c >= 0:
+                    break
+        elif smoothing == ADD_K:
+            h = prev[order - 1]
+            t = ctx_tot[h] if h >= 0 else 0.0
+            u = rng.random() * (t + kv)
+            if u < t:
+                c = _scan(u, child_start[h], child_start[h + 1], child_wt, child_char)
+        else:
+            for lev in range(order, 0, -1):
+                h = prev[lev - 1]
+                if h >= 0 and ctx_tot[h] > 0:
+                    u = rng.random() * ctx_tot[h]
+                    c = _scan(u, child_start[h], child_start[h + 1], child_wt, child_char)
+                    break
+        if c < 0:  # the uniform component (kneser-ney, add-k)
+            c = min(np.int64(rng.random() * vocab_size), vocab_size - 1)
+        out[i] = c
+        have += 1
+        # only contexts (grams of length <= order - 1) are needed for the next draw
+        top = min(order - 1, have)
+        _advance(prev, cur, c, top, vocab_size, table, mask, shift, sfx)
+        for q in range(top + 1, order + 1):
+            cur[q] = -1
+        prev, cur = cur, prev
+    return out
+
+
+
+@jit
+def _dense_probs(prev, order, vocab_size, smoothing, k, rec, ctx_tot, child_start, child_char, child_wt, p):
+    """Fill ``p`` (shape (V,)) with ``p(. | context)`` read from the CSR rows (the same formulas)."""
+    if smoothing == KNESER_NEY:
+        p[:] = 1.0 / vocab_size
+        for lev in range(1, order + 1):
+            h = prev[lev - 1]
+            if h < 0 or ctx_tot[h] == 0:
+                continue
+            p *= rec[h, 1]
+            t = ctx_tot[h]
+            for e in range(child_start[h], child_start[h + 1]):
+                p[child_char[e]] += child_wt[e] / t
+    elif smoothing == ADD_K:
+        h = prev[order - 1]
+        t = ctx_tot[h] if h >= 0 else 0.0
+        denom = t + k * vocab_size
+        p[:] = k / denom
+        if h >= 0:
+            for e in range(child_start[h], child_start[h + 1]):
+                p[child_char[e]] = (child_wt[e] + k) / denom
+    else:
+        p[:] = 0.0
+        for lev in range(order, 0, -1):
+            h = prev[lev - 1]
+            if h >= 0 and ctx_tot[h] > 0:
+                t = ctx_tot[h]
+                for e in range(child_start[h], child_start[h + 1]):
+                    p[child_char[e]] = child_wt[e] / t
+                return
+
+
+@jit
+def _truncate(q, top_k, top_p):
+    """Zero all but the ``top_k`` largest entries, then all outside the top-p nucleus.
+
+    Ties are broken by the lower code (stable sort), so the result is deterministic.
+    """
+    v = q.shape[0]
+    if top_k <= 0 and top_p >= 1.0:
+        return
+    order = np.argsort(-q, kind="mergesort")
+    if 0 < top_k < v:
+        for i in range(top_k, v):
+            q[order[i]] = 0.0
+    if top_p < 1.0:
+        total = q.sum()
+        acc = 0.0
+        cut = v
+        for i in range(v):
+            acc += q[order[i]]
+            if acc >= top_p * total:
+                cut = i + 1
+                break
+        for i in range(cut, v):
+            q[order[i]] = 0.0
+
+
+@jit
+def sample_biased(context, n, rng, order, vocab_size, smoothing, k, temperature, top_k, top_p,
+                  tables, csr, out):
+    """Sample ``n`` characters from ``p(c | h) ** (1 / temperature)``, truncated and renormalised.
+
+    Per character: the model's full next-character distribution (as
+    :func:`next_probs`), raised to ``1 / temperature``, truncated to the
+    ``top_k`` most likely characters (0 = off) and then to the smallest set
+    of most likely characters whose probability reaches ``top_p`` (1 = off),
+    renormalised, and sampled by inversion with one uniform draw.  Other
+    arguments as in :func:`sample`.
+    """
+    table, bits, sfx, cnt, rec = tables
+    ctx_tot, child_start, child_char, child_wt = csr
+    mask = (np.int64(1) << bits) - 1
+    shift = 64 - bits
+    prev = context_nodes(context, order, vocab_size, tables)
+    cur = np.full(order + 1, -1, np.int64)
+    have = context.shape[0]
+    q = np.empty(vocab_size, np.float64)
+    inv_t = 1.0 / temperature
+    for i in range(n):
+        _dense_probs(prev, order, vocab_size, smoothing, k, rec, ctx_tot, child_start, child_char, child_wt, q)
+        if inv_t != 1.0:
+            for c in range(vocab_size):
+                q[c] = q[c] ** inv_t if q[c] > 0 else 0.0
+        _truncate(q, top_k, top_p)
+        u = rng.random() * q.sum()
+        c = vocab_size - 1
+        while c > 0 and q[c] == 0.0:  # float guard: never pick a zeroed symbol
+            c -= 1
+        for j in range(vocab_size):
+            u -= q[j]
+            if u < 0 and q[j] > 0:
+                c = j
+                break
+        out[i] = c
+        have += 1
+        top = min(order - 1, have)
+        _advance(prev, cur, np.int64(c), top, vocab_size, table, mask, shift, sfx)
+        for m in range(top + 1, order + 1):
+            cur[m] = -1
+        prev, cur = cur, prev
+    return out

@@ -1,0 +1,180 @@
+"""n-gram kernels against the pure-Python reference, invariants and exact sampling."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from hoi_fast import ngram
+from hoi_fast.corpus import load_corpus
+from reference_ngram import Reference, continuation, counts
+
+SMOOTHINGS = ("kneser-ney", "add-k", "mle")
+
+
+def skewed_text(rng, size, vocab_size):
+    """Zipf-like i.i.d. text with a few repeated phrases, so contexts recur."""
+    p = 1.0 / np.arange(1, vocab_size + 1) ** 1.2
+    text = rng.choice(vocab_size, size=size, p=p / p.sum())
+    phrase = rng.integers(0, vocab_size, 6)
+    for start in rng.integers(0, size - 6, size // 40):
+        text[start:start + 6] = phrase
+    return text.astype(np.int32)
+
+
+@pytest.fixture(scope="module")
+def real_codes():
+    c = load_corpus()
+    return c.train[5000:8000].copy(), c.heldout[:1500].copy(), c.vocab_size
+
+
+def as_dict(grams, values):
+    return {tuple(int(x) for x in g): int(v) for g, v in zip(grams, values)}
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 5, 8])
+def test_counts_match_counter_and_never_cross_segments(order):
+    rng = np.random.default_rng(order)
+    parts = [skewed_text(rng, n, 7) for n in (300, 1, order, 57)]
+    model = ngram.train(parts, order, vocab_size=7)
+    for length in range(1, order + 1):
+        grams, cnt = model.ngram_counts(length)
+        assert as_dict(grams, cnt) == dict(counts(parts, length))
+        # counts sum to the number of positions where the gram fits in its segment
+        assert cnt.sum() == sum(max(len(p) - length + 1, 0) for p in parts)
+    for length in range(1, order):
+        grams, cont = model.continuation_counts(length)
+        ref = continuation(parts, length)
+        assert {g: v for g, v in as_dict(grams, cont).items() if v} == dict(ref)
+    assert model.support == len(counts(parts, order))
+    np.testing.assert_array_equal(model.symbol_counts(), np.bincount(np.concatenate(parts), minlength=7))
+
+
+def test_counts_on_real_text_with_large_vocabulary(real_codes):
+    train, _, vocab = real_codes
+    model = ngram.train(train, 10, vocab_size=vocab)
+    for length in (1, 4, 10):
+        grams, cnt = model.ngram_counts(length)
+        assert as_dict(grams, cnt) == dict(counts(train, length))
+
+
+@pytest.mark.parametrize("smoothing", ["add-k", "mle"])
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_add_k_and_mle_log_probs_match_reference_exactly(smoothing, order, real_codes):
+    train, heldout, vocab = real_codes
+    parts = [train[:2000], train[2000:]]
+    model = ngram.train(parts, order, smoothing, vocab_size=vocab, k=0.3)
+    ref = Reference(parts, order, smoothing, vocab, k=0.3)
+    text = heldout[:400]
+    ours = model.log_probs(text)
+    theirs = np.array(ref.log_probs(text))
+    assert ours.shape == (len(text) - order + 1,)
+    np.testing.assert_array_equal(np.isneginf(ours), np.isneginf(theirs))
+    finite = np.isfinite(theirs)
+    np.testing.assert_allclose(ours[finite], theirs[finite], rtol=0, atol=1e-12)
+    got = model.bits_per_char(text)
+    seen = theirs[finite]
+    assert got.positions == len(theirs) and got.unseen == int((~finite).sum())
+    assert got.bits_per_char == pytest.approx(-seen.mean() / math.log(2), abs=1e-12)
+    if smoothing == "add-k":
+        assert got.unseen == 0
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+@pytest.mark.parametrize("discount", [0.1, 0.75, 0.95])
+def test_kneser_ney_matches_reference(order, discount, real_codes):
+    train, heldout, vocab = real_codes
+    parts = [train[:1500], train[1500:2500]]
+    model = ngram.train(parts, order, "kneser-ney", vocab_size=vocab, discount=discount)
+    ref = Reference(parts, order, "kneser-ney", vocab, discount=discount)
+    text = np.concatenate([heldout[:150], train[100:200]])  # unseen and seen contexts
+    np.testing.assert_allclose(model.log_probs(text), ref.log_probs(text), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("smoothing", SMOOTHINGS)
+@pytest.mark.parametrize("order", [1, 2, 3, 6])
+def test_next_probs_sum_to_one_and_match_scoring(smoothing, order):
+    rng = np.random.default_rng(10 + order)
+    text = skewed_text(rng, 800, 9)
+    model = ngram.train([text[:500], text[500:]], order, smoothing, vocab_size=10)  # symbol 9 unused
+    ref = Reference([text[:500], text[500:]], order, smoothing, 10)
+    contexts = [text[i:i + order - 1] for i in rng.integers(0, 790, 40)]
+    contexts += [rng.integers(0, 10, order - 1).astype(np.int32) for _ in range(20)]  # mostly unseen
+    for ctx in contexts:
+        p = model.next_probs(ctx)
+        assert p.shape == (10,) and np.all(p >= 0)
+        assert p.sum() == pytest.approx(1.0, abs=1e-12)
+        np.testing.assert_allclose(p, [ref.prob(c, tuple(ctx)) for c in range(10)], rtol=0, atol=1e-12)
+        # scoring reads the same distribution
+        lp = model.log_probs(np.append(ctx, 3).astype(np.int32))
+        assert lp[-1] == pytest.approx(math.log(p[3]) if p[3] > 0 else -math.inf, abs=1e-12)
+
+
+def chi2_pvalue(observed, probs):
+    """Goodness of fit, pooling categories with expected count < 5."""
+    n = observed.sum()
+    expected = probs * n
+    small = expected < 5
+    obs = np.append(observed[~small], observed[small].sum())
+    exp = np.append(expected[~small], expected[small].sum())
+    if exp[-1] == 0:
+        assert obs[-1] == 0, "sampled an event of probability 0"
+        obs, exp = obs[:-1], exp[:-1]
+    if obs.size < 2:
+        return 1.0
+    return stats.chisquare(obs, exp * n / exp.sum()).pvalue
+
+
+@pytest.mark.parametrize("smoothing", SMOOTHINGS)
+def test_sampled_continuations_follow_the_model(smoothing, real_codes):
+    train, _, vocab = real_codes
+    order = 3
+    model = ngram.train(train, order, smoothing, vocab_size=vocab, k=0.05)
+    rng = np.random.default_rng(123)
+    contexts = [train[10:12], train[777:779], train[2000:2002], np.array([vocab - 1, 0], np.int32)]
+    draws = 6000
+    for ctx in contexts:
+        probs = model.next_probs(ctx)
+        seen = np.array([model.sample(1, rng, context=ctx)[0] for _ in range(draws)])
+        observed = np.bincount(seen, minlength=vocab)
+        assert chi2_pvalue(observed, probs) > 1e-3
+
+
+@pytest.mark.parametrize("smoothing", SMOOTHINGS)
+def test_stream_transitions_follow_the_model(smoothing):
+    """In one long stream, the character after each visit of a context has law p(. | context)."""
+    rng = np.random.default_rng(5)
+    text = skewed_text(rng, 3000, 6)
+    model = ngram.train(text, 2, smoothing, vocab_size=6, k=0.5)
+    stream = model.sample(60000, np.random.default_rng(6), context=text[:1])
+    for ctx in range(6):
+        follow = stream[1:][stream[:-1] == ctx]
+        if follow.size < 200:
+            continue
+        assert chi2_pvalue(np.bincount(follow, minlength=6), model.next_probs([ctx])) > 1e-3
+
+
+def test_mle_never_samples_unseen_events():
+    rng = np.random.default_rng(8)
+    text = skewed_text(rng, 2000, 12)
+    for order in (2, 4, 6):
+        model = ngram.train([text[:1000], text[1000:]], order, "mle", vocab_size=12)
+        ctx = model.random_context(rng)
+        out = model.sample(5000, rng, context=ctx)
+        scored = model.bits_per_char(np.concatenate([ctx, out]))
+        assert scored.unseen == 0 and np.isfinite(scored.bits_per_char)
+
+
+def test_sampling_and_scoring_are_deterministic(real_codes):
+    train, heldout, vocab = real_codes
+    a = ngram.train(train, 4, vocab_size=vocab)
+    b = ngram.train(train.copy(), 4, vocab_size=vocab)
+    np.testing.assert_array_equal(a.log_probs(heldout), b.log_probs(heldout))
+    np.testing.assert_array_equal(a.sample(500, 42), b.sample(500, 42))
+    assert not np.array_equal(a.sample(500, 42), a.sample(500, 43))
+    # the kernel advances the caller's generator exactly like NumPy would
+    g1, g2 = np.random.default_rng(1), np.random.default_rng(1)
+    a.sample(100, g1, context=train[:3])
+    b.sample(100, g2, context=train[:3])
+    assert g1.random() == g2.random()
