@@ -73,7 +73,7 @@ def dask_executor(jobs, scheduler=None):
     with dask.config.set({"distributed.scheduler.allowed-failures": DASK_ALLOWED_FAILURES}):
         try:
             if scheduler:
-                client = distributed.Client(scheduler, timeout="10s")
+                client = distributed.Client(scheduler, timeout="5s")
             else:
                 cluster = distributed.LocalCluster(
                     n_workers=jobs, threads_per_worker=1, processes=True,

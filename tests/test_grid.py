@@ -107,7 +107,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_toml):
               "--experiment", "gmm", "--flush-seconds", 0]
     whole, killed = tmp_path / "whole.h5", tmp_path / "killed.h5"
     grid(*common, "--jobs", 1, "--out", whole)
-    proc = subprocess.Popen([sys.executable, "-m", "hoi_fast.grid", *map(str, common), "--jobs", 1,
+    proc = subprocess.Popen([sys.executable, "-m", "hoi_fast.grid", *map(str, common), "--jobs", "1",
                              "--out", killed], stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:  # plain progress lines: kill once some cells are stored
         if "cells (" in line and not line.startswith("[hoi_fast.grid] 0/"):

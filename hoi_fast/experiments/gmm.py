@@ -26,10 +26,61 @@ keep EM's order); ``component`` 0 is always the heaviest.
 The held-out sets depend only on the seed's held-out stream: ``heldout`` real
 points from the truth, then ``tail_heldout`` points from the tail components
 (truth components with weight <= ``tail_weight``, weights renormalised).
+
+Synthetic data: sampling bias, then filters
+-------------------------------------------
+:meth:`GMMExperiment.synthesize` turns the previous generation's model
+``p_model`` (weights ``w_k``, means ``mu_k``, covariances ``S_k``) into the
+synthetic training points, in two stages.
+
+1. *Sampling bias* makes candidates.  ``sample_temperature`` = tau: points are
+   drawn from ``sum_k w_k N(mu_k, tau S_k)`` (component by the weights as
+   usual, covariance scaled).  ``sample_truncation`` = q > 0: to make ``m``
+   candidates, ``M = ceil(m / (1 - q))`` points are drawn as above and the
+   ``m`` with the highest ``log p_model`` are kept (``p_model`` at temperature
+   1, i.e. the fitted model itself; ties keep the earlier draw; kept points
+   stay in draw order), so the least likely fraction ``(M - m) / M ~ q`` is
+   dropped.
+2. *Filter* judges each candidate.  ``"quality"``: keep x iff
+   ``log p_true(x) >= t``, where t is the ``quality_quantile``-quantile of
+   ``log p_true(Y)`` for Y from the truth (``QUALITY_REFERENCE_SIZE`` points
+   drawn once per experiment with the fixed seed ``QUALITY_REFERENCE_SEED``,
+   ``numpy.quantile``'s default linear interpolation): the share of the
+   truth's mass kept is ``1 - quality_quantile``.  ``"verifier"``: accept x
+   with probability ``min(1, p~_true(x) / (c p_model(x)))`` with ``c =
+   verifier_c``, ``p~_true = p_true exp(sigma Z)``, ``sigma =
+   verifier_noise``, ``Z ~ N(0, 1)`` drawn per candidate; ``p_model`` is the
+   fitted model at temperature 1.  When ``c p_model >= p_true`` everywhere
+   and there is no sampling bias or noise, this is rejection sampling: the
+   accepted points are draws from the truth and the acceptance rate is
+   ``1 / c``.  A ratio ``0 / 0`` (both densities underflow) rejects.
+
+The synthetic count is kept at its target n: candidates are made and judged
+in batches (the first of n, each next one
+``ceil(1.1 * need * judged / max(accepted, 1))`` with ``need`` the points
+still missing) until n are accepted; the first n accepted in draw order are
+kept.  ``acceptance = n / judged``, with ``judged`` the candidates up to and
+including the n-th accepted one (truncation's discarded draws are part of
+the sampling bias and do not count).  At most ``MAX_CANDIDATES_PER_POINT * n``
+candidates are judged; if fewer than n were accepted by then,
+:class:`FilterExhaustedError` (a ``RuntimeError``) is raised naming the knobs
+to relax.  Random draws, all from the generation's stream, per batch: the
+candidates (component ``u``, then two normals per point, see
+:func:`hoi_fast.kernels.gmm.sample`), then for the verifier ``Z`` for the
+whole batch (only if ``sigma > 0``) and ``U`` for the whole batch, accepting
+iff ``log U < log p_true + sigma Z - log c - log p_model``.  Without any knob
+(tau = 1, q = 0, no filter) the synthetic set is plain sampling, bit for bit,
+and acceptance is 1; with sampling bias only, acceptance is 1.
+
+Sample-size schedules: :meth:`GMMExperiment.train_size` raises ``ValueError``
+naming ``gmm.schedule``/``gmm.growth`` when a generation's size falls below
+``gmm.components`` (EM needs at least K points), and ``accumulate-subsample``
+raises when the accumulated pool is smaller than the size it must draw.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +88,15 @@ import numpy as np
 from hoi_fast import gmm as _gmm
 from hoi_fast.experiment import MetricSpec, scheduled_size
 from hoi_fast.kernels import gmm as _k
+
+QUALITY_REFERENCE_SIZE = 1 << 18
+QUALITY_REFERENCE_SEED = 20240808
+MAX_CANDIDATES_PER_POINT = 1000
+MAX_BATCH = 1 << 20  # candidates judged at once (bounds memory, ~50 MB of temporaries)
+
+
+class FilterExhaustedError(RuntimeError):
+    """The filter accepted fewer than the target count within the candidate cap."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +132,21 @@ class GMMExperiment:
         tail = config.tail_components()
         w, mu, cov = self.truth
         self.tail_truth = (w[tail] / w[tail].sum(), mu[tail].copy(), cov[tail].copy())
+        # Computed only when used, so the default configuration costs nothing.
+        self.quality_threshold = quality_threshold(self.truth, config.quality_quantile) \
+            if config.filter == "quality" else None
 
     def train_size(self, generation):
+        """Training-set size of ``generation``; ValueError if it is below ``gmm.components``."""
         c = self.config
-        return scheduled_size(c.samples, c.schedule, c.growth, generation)
+        n = scheduled_size(c.samples, c.schedule, c.growth, generation)
+        if n < c.components:
+            raise ValueError(
+                f"`gmm.schedule` = {c.schedule!r} with `gmm.growth` = {c.growth} gives {n} training "
+                f"points at generation {generation}, fewer than `gmm.components` ({c.components}); "
+                "raise gmm.growth (or gmm.samples) or run fewer generations"
+            )
+        return n
 
     def real_pool(self, rng):
         return _gmm._sample(*self.truth, self.config.samples, rng)[0]
@@ -100,11 +171,114 @@ class GMMExperiment:
         return _gmm._sample(model.weights, model.means, model.covariances, n, rng)[0]
 
     def synthesize(self, model, n, rng, first_model):
-        """Plain sampling: this experiment has no sampling bias or filter yet (acceptance 1)."""
-        return self.sample(model, n, rng), 1.0
+        """``n`` synthetic points from ``model`` after sampling bias and filter.
+
+        Semantics (temperature, truncation, ``quality`` and ``verifier``
+        filters, batching, the candidate cap and the order of random draws)
+        are documented in the module docstring.  ``first_model`` is not used:
+        both filters judge by the true density.
+
+        Parameters
+        ----------
+        model : FitResult or GMMParams
+            The previous generation's model (``weights``, ``means``,
+            ``covariances`` attributes).
+        n : int
+            Number of synthetic points (>= 0).
+        rng : numpy.random.Generator
+            The generation's stream.
+        first_model : object
+            Generation 0's model (unused).
+
+        Returns
+        -------
+        data : ndarray, shape (n, 2), float64
+        acceptance : float
+            ``n / judged`` with a filter, 1.0 without (NaN if ``n == 0``).
+
+        Raises
+        ------
+        FilterExhaustedError
+            If the filter accepts fewer than ``n`` of
+            ``MAX_CANDIDATES_PER_POINT * n`` candidates.
+        """
+        c = self.config
+        if n == 0:
+            return np.empty((0, 2)), np.nan
+        if c.filter == "none":
+            if c.sample_temperature == 1.0 and c.sample_truncation == 0.0:
+                return self.sample(model, n, rng), 1.0  # the default path: plain sampling
+            return self.candidates(model, n, rng), 1.0
+        return self._filtered(model, n, rng)
+
+    def candidates(self, model, m, rng):
+        """``m`` candidate points after the sampling bias (temperature, truncation).
+
+        Returns
+        -------
+        ndarray, shape (m, 2), float64
+        """
+        c = self.config
+        w, mu, cov = model.weights, model.means, model.covariances
+        tempered = cov * c.sample_temperature if c.sample_temperature != 1.0 else cov
+        if c.sample_truncation == 0.0:
+            return _gmm._sample(w, mu, tempered, m, rng)[0]
+        X = _gmm._sample(w, mu, tempered, truncation_draws(m, c.sample_truncation), rng)[0]
+        return X[top_indices(_k.log_density(X, w, mu, cov), m)]
+
+    def _filtered(self, model, n, rng):
+        """Draw and judge candidates in batches until ``n`` are accepted (module docstring)."""
+        cap = MAX_CANDIDATES_PER_POINT * n
+        kept, accepted, judged, batch = [], 0, 0, n
+        while True:
+            X = self.candidates(model, batch, rng)
+            hits = np.flatnonzero(self.judge(model, X, rng))
+            need = n - accepted
+            if hits.size >= need:
+                kept.append(X[hits[:need]])
+                judged += int(hits[need - 1]) + 1
+                break
+            kept.append(X[hits])
+            accepted += hits.size
+            judged += batch
+            need = n - accepted
+            batch = min(math.ceil(1.1 * need * judged / max(accepted, 1)), cap - judged, MAX_BATCH)
+            if batch <= 0:
+                raise FilterExhaustedError(
+                    f"the `gmm.filter` {self.config.filter!r} accepted only {accepted} of {judged} "
+                    f"candidates, short of the {n} synthetic points needed (cap "
+                    f"{MAX_CANDIDATES_PER_POINT} candidates per point); relax the filter "
+                    "(lower gmm.quality_quantile or gmm.verifier_c) or the sampling bias"
+                )
+        X = kept[0] if len(kept) == 1 else np.concatenate(kept)
+        return X, n / judged
+
+    def judge(self, model, X, rng):
+        """Filter decisions for candidates ``X`` (m, 2): bool array (m,), True = accept.
+
+        ``quality`` draws nothing; ``verifier`` draws ``Z`` (m,) if
+        ``verifier_noise > 0`` and then ``U`` (m,) from ``rng``.
+        """
+        c = self.config
+        log_true = _k.log_density(X, *self.truth)
+        if c.filter == "quality":
+            return log_true >= self.quality_threshold
+        log_model = _k.log_density(X, model.weights, model.means, model.covariances)
+        log_ratio = log_true - log_model - math.log(c.verifier_c)
+        if c.verifier_noise > 0.0:
+            log_ratio += c.verifier_noise * rng.standard_normal(X.shape[0])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(rng.random(X.shape[0])) < log_ratio  # NaN (0/0) compares False: reject
 
     def subsample(self, parts, n, rng):
         X = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if X.shape[0] < n:
+            c = self.config
+            raise ValueError(
+                f"`accumulate-subsample` needs {n} points but the accumulated pool holds {X.shape[0]}: "
+                f"`gmm.schedule` = {c.schedule!r} with `gmm.growth` = {c.growth} grows the training set "
+                "faster than the pool; lower gmm.growth or raise alpha"
+            )
         return [X[rng.choice(X.shape[0], size=n, replace=False)]]
 
     def metrics(self, model, parts, heldout, rng):
@@ -147,3 +321,32 @@ class GMMExperiment:
             "axis": np.array(["x", "y"]),
             "axis2": np.array(["x", "y"]),
         }
+
+
+def truncation_draws(m, q):
+    """Raw draws ``M = ceil(m / (1 - q))`` that likelihood truncation ``q`` reduces to ``m``.
+
+    The quotient is rounded to 9 decimals first so that e.g. ``100 / (1 - 0.2)``
+    gives 125, not 126 from the float ``124.99999999999999`` or ``125.00000000000001``.
+    """
+    return int(math.ceil(round(m / (1.0 - q), 9)))
+
+
+def top_indices(log_p, m):
+    """Indices of the ``m`` largest ``log_p``, in ascending index order.
+
+    Ties keep the lower index (stable sort), so the choice is deterministic.
+    """
+    return np.sort(np.argsort(-log_p, kind="stable")[:m])
+
+
+def quality_threshold(truth, quantile):
+    """The ``quantile``-quantile of ``log p_true(Y)``, Y drawn from the truth.
+
+    ``QUALITY_REFERENCE_SIZE`` points from a generator seeded with
+    ``QUALITY_REFERENCE_SEED`` (the same for every cell: a property of the
+    truth); ``numpy.quantile`` with its default linear interpolation.
+    """
+    rng = np.random.default_rng(QUALITY_REFERENCE_SEED)
+    Y = _gmm._sample(*truth, QUALITY_REFERENCE_SIZE, rng)[0]
+    return float(np.quantile(_k.log_density(Y, *truth), quantile))
