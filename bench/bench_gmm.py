@@ -179,3 +179,29 @@ def test_log_density(benchmark, library):
         benchmark.pedantic(run, rounds=20, iterations=1)
     benchmark.extra_info.update(points=len(X), components=5,
                                 ns_per_point_component=benchmark.stats.stats.median / (len(X) * 5) * 1e9)
+
+
+KNOBS = {
+    "default": {},
+    "temperature_0.8": dict(sample_temperature=0.8),
+    "truncation_0.2": dict(sample_truncation=0.2),
+    "quality_0.05": dict(filter="quality"),
+    "verifier_c10": dict(filter="verifier", verifier_c=10.0),
+}
+
+
+@pytest.mark.parametrize("knob", list(KNOBS))
+def test_generation_step_with_knob(benchmark, knob):
+    """One generation (alpha = 0.9, mix, default sizes) with one sampling-bias or filter knob set."""
+    experiment = GMMExperiment(GMMConfig(**KNOBS[knob]))
+    generations = 10
+    run_cell(experiment, 0.9, 2, "mix", CellStreams(0, "gmm", 0, 0.9))  # warm-up
+
+    def run():
+        return run_cell(experiment, 0.9, generations, "mix", CellStreams(0, "gmm", 1, 0.9))
+
+    metrics = benchmark.pedantic(run, rounds=10, iterations=1, warmup_rounds=1)
+    per_step = benchmark.stats.stats.median / generations
+    benchmark.extra_info.update(generations=generations, seconds_per_generation=per_step,
+                                mean_acceptance=float(np.nanmean(metrics["acceptance"])),
+                                mean_em_iterations=float(metrics["n_iter"].mean()))

@@ -3,7 +3,7 @@
 Run:  python examples/ngram_collapse.py     (a few seconds)
 
 Each alpha is one cell (seed 0) of the shared recursive loop: generation 0
-trains an order-3 Kneser-Ney model on a real pool R of 20 000 characters;
+trains the default n-gram model (order 4, Kneser-Ney) on a real pool R of 30 000 characters;
 generation g >= 1 trains on (1 - alpha) real characters from R plus alpha
 synthetic characters sampled from generation g - 1.
 """
@@ -17,7 +17,7 @@ from hoi_fast.seeding import CellStreams
 
 
 def main(alphas=(0.0, 0.5, 0.9, 1.0), generations=10, seeds=5):
-    config = NGramConfig()  # order 3, kneser-ney, 20k train / 20k held-out / 5k self
+    config = NGramConfig()  # the defaults: order 4, kneser-ney, 30k train / 10k held-out / 2k self
     experiment = NGramExperiment(config)
     print(f"corpus: builtin, V = {experiment.corpus.vocab_size} symbols, {experiment.corpus.codes.size} characters")
     print(f"order {config.order}, {config.smoothing}, n = {config.train_chars}; mean over {seeds} seeds")

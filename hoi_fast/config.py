@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from hoi_fast.experiment import REGIMES, SCHEDULES
+from hoi_fast.experiment import REGIMES, SCHEDULES, scheduled_size
 
 SMOOTHINGS = ("kneser-ney", "add-k", "mle")
 GMM_FILTERS = ("none", "quality", "verifier")
@@ -162,6 +162,10 @@ class GMMConfig:
         quantile of the true density under the truth itself.
     verifier_c : float
         ``verifier`` accepts x with probability min(1, p_true(x) / (c p_model(x))).
+        The accepted density is proportional to min(p_model, p_true / c): with
+        c near 1 the thinner tail wins and the verifier erodes the tail; it
+        corrects toward the truth once c p_model >= p_true (c >~ 10 on the
+        default truth).
     verifier_noise : float
         Standard deviation of the log-normal noise on p_true seen by the verifier.
     """
@@ -184,7 +188,7 @@ class GMMConfig:
     sample_truncation: float = 0.0
     filter: str = "none"
     quality_quantile: float = 0.05
-    verifier_c: float = 1.0
+    verifier_c: float = 10.0
     verifier_noise: float = 0.0
 
     def __post_init__(self):
@@ -266,14 +270,14 @@ class NGramConfig:
         Bits per character a chunk may cost under the real-pool model.
     """
 
-    order: int = 3
+    order: int = 4
     smoothing: str = "kneser-ney"
-    k: float = 0.5
+    k: float = 0.05
     discount: float = 0.75
     corpus: str = "builtin"
-    train_chars: int = 20000
-    heldout_chars: int = 20000
-    self_chars: int = 5000
+    train_chars: int = 30000
+    heldout_chars: int = 10000
+    self_chars: int = 2000
     schedule: str = "constant"
     growth: float = 1.0
     temperature: float = 1.0
@@ -442,6 +446,23 @@ class GridConfig:
                     self.experiment_config(sweep.experiment, {sweep.name: value})
                 except ConfigError as exc:
                     raise ConfigError(f"`--sweep {sweep.name}={value}`: {exc}") from None
+
+        if "gmm" in self.experiments:
+            self._check_gmm_sizes()
+
+    def _check_gmm_sizes(self):
+        """Every generation of every swept GMM configuration has at least K points."""
+        sweeps = self.sweeps_for("gmm")
+        for index in np.ndindex(*(len(s.values) for s in sweeps)):
+            c = self.experiment_config("gmm", {s.name: s.values[i] for s, i in zip(sweeps, index)})
+            sizes = [scheduled_size(c.samples, c.schedule, c.growth, g) for g in range(self.generations)]
+            smallest = int(np.argmin(sizes))
+            _require(
+                sizes[smallest] >= c.components,
+                f"`gmm.schedule` {c.schedule} with `gmm.growth` {c.growth} gives {sizes[smallest]} training "
+                f"points at generation {smallest}, fewer than `gmm.components` ({c.components}); "
+                "raise gmm.growth or run fewer generations",
+            )
 
     def sweeps_for(self, experiment):
         """The sweeps that apply to ``experiment``, in grid order."""

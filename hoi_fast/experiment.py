@@ -21,7 +21,8 @@ with halves rounded up, i.e. ``floor((1 - α) n + 1/2)``):
 ``accumulate-subsample``
     As ``accumulate``, but each generation trains on a subsample of ``n``
     items of the accumulated pool (the experiment decides the unit: points,
-    or text chunks), so the training-set size stays constant.
+    or text chunks), so the training-set size stays constant (while the pool
+    holds no more than ``n`` items, on the whole pool).
 
 ``n`` may change with the generation (a sample-size schedule, see
 :func:`scheduled_size`).  Under ``mix``, a generation that needs more real
@@ -86,8 +87,11 @@ class Experiment(Protocol):
     def real_pool(self, rng: np.random.Generator) -> Any:
         """The seed's real training pool R (generation 0 trains on it)."""
 
-    def heldout(self, rng: np.random.Generator) -> Any:
-        """Held-out evaluation data; never trains anything."""
+    def heldout(self, rng: np.random.Generator, pool: Any) -> Any:
+        """Held-out evaluation data; never trains anything.
+
+        ``pool`` is R, for metrics defined relative to it (the n-gram tail).
+        """
 
     def real_subset(self, pool: Any, m: int, rng: np.random.Generator) -> Any:
         """``m`` real items drawn anew from the pool R (regime ``mix``)."""
@@ -214,7 +218,7 @@ def next_training_parts(experiment, regime, alpha, generation, model, history, p
         if n_syn:
             synthetic, acceptance = experiment.synthesize(model, n_syn, rng, first_model)
             history.append(synthetic)
-        if regime == "accumulate":
+        if regime == "accumulate" or sum(len(p) for p in history) <= n:
             return list(history), acceptance
         return experiment.subsample(history, n, rng), acceptance
     m = real_count(alpha, n)
@@ -253,7 +257,7 @@ def run_cell(experiment, alpha, generations, regime, streams):
     if regime not in REGIMES:
         raise ValueError(f"`regime` must be one of {REGIMES}, got {regime!r}")
     pool = experiment.real_pool(streams.real())
-    heldout = experiment.heldout(streams.heldout())
+    heldout = experiment.heldout(streams.heldout(), pool)
     parts, history = [pool], [pool]
     model = first_model = None
     rows = []

@@ -293,6 +293,8 @@ def _seed_mean(values, axis=1):
 # -- figures -------------------------------------------------------------------
 
 def _fmt(x, digits=3):
+    if isinstance(x, (str, bytes, np.str_, np.bytes_)):  # a string-valued sweep coordinate, e.g. gmm.filter
+        return x.decode("utf-8") if isinstance(x, (bytes, np.bytes_)) else str(x)
     x = float(x)
     if np.isnan(x):
         return "n/a"

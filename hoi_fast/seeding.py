@@ -10,14 +10,15 @@ stream          spawn key                                             shared by
 real pool R     (experiment, seed, 0)                                 all α
 held-out sets   (experiment, seed, 1)                                 all α
 fresh real, g   (experiment, seed, 2, g)                              all α
-generation 0    (experiment, seed, 4, sweep bits...)                  all α
+generation 0    (experiment, seed, 4)                                 all α, sweeps
 generation g≥1  (experiment, seed, 3, α bits, sweep bits..., g)       one cell
 ==============  ====================================================  ==========
 
-so R, the held-out sets, the fresh real draws and the whole of generation 0
-(which trains on R alone) are *common random numbers* across α (and R, the
-held-out sets and fresh draws also across swept parameters): differences
-between α values are paired per seed, and exactly zero at generation 0.  α and swept values enter the key through the bits of their
+so R, the held-out sets, the fresh real draws and the random choices of
+generation 0 (which trains on R alone) are *common random numbers* across α
+and swept parameters: differences between α values are paired per seed and
+exactly zero at generation 0, and so are differences between values of a
+parameter that only acts on synthetic data (a temperature, a filter).  α and swept values enter the key through the bits of their
 float64 value, so adding a value to a grid never changes existing cells.
 """
 
@@ -96,10 +97,11 @@ class CellStreams:
     def generation(self, generation):
         """Stream for everything random in ``generation`` of this cell.
 
-        Generation 0 trains on R alone, so its stream does not depend on α.
+        Generation 0 trains on R alone, so its stream depends on neither α
+        nor the swept values.
         """
-        sweep = tuple(w for value in self.sweep for w in value_key(value))
         if generation == 0:
-            return generator(self.root_seed, self._base() + (_FIRST_GENERATION,) + sweep)
+            return generator(self.root_seed, self._base() + (_FIRST_GENERATION,))
+        sweep = tuple(w for value in self.sweep for w in value_key(value))
         key = self._base() + (_GENERATION,) + value_key(self.alpha) + sweep
         return generator(self.root_seed, key + (int(generation),))

@@ -310,8 +310,10 @@ def read_group(path, name):
         coords, data, dims, attrs = {}, {}, {}, {}
         for key, ds in g.items():
             if ds.is_scale:
-                values = ds[...]
-                coords[key] = values.astype(str) if values.dtype.kind in "OS" else values
+                if h5py.check_string_dtype(ds.dtype):  # UTF-8 strings, e.g. symbols
+                    coords[key] = ds.asstr()[...].astype(str)
+                else:
+                    coords[key] = ds[...]
             elif key != "done":
                 data[key] = ds[...]
                 dims[key] = _dims_of(ds)

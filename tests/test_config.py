@@ -85,6 +85,64 @@ def test_ngram_errors(kwargs, match):
         NGramConfig(**kwargs)
 
 
+def test_shrinking_gmm_schedule_is_refused_up_front():
+    with pytest.raises(ConfigError, match="`gmm.schedule` geometric .* fewer than `gmm.components`"):
+        GridConfig(generations=10, gmm=GMMConfig(samples=100, schedule="geometric", growth=0.5))
+    GridConfig(generations=3, gmm=GMMConfig(samples=100, schedule="geometric", growth=0.5))  # 100, 50, 25
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(sample_temperature=0), "`gmm.sample_temperature` must be a positive finite number"),
+        (dict(sample_truncation=1.0), r"`gmm.sample_truncation` must be in \[0, 1\)"),
+        (dict(filter="oracle"), "`gmm.filter` must be one of none, quality, verifier"),
+        (dict(verifier_noise=-1), "`gmm.verifier_noise` must be a finite number >= 0"),
+        (dict(schedule="cubic"), "`gmm.schedule` must be one of"),
+        (dict(schedule="geometric", growth=0), r"`gmm.growth` must be a finite number >= 0 \(> 0 for a geometric"),
+    ],
+)
+def test_gmm_knob_errors(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        GMMConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(temperature=-1), "`ngram.temperature` must be a positive finite number"),
+        (dict(top_k=-2), "`ngram.top_k` must be an integer >= 0"),
+        (dict(top_p=1.5), r"`ngram.top_p` must be in \(0, 1\]"),
+        (dict(filter="verifier"), "`ngram.filter` must be one of none, quality"),
+        (dict(filter_chunk=0), "`ngram.filter_chunk` must be a positive integer"),
+    ],
+)
+def test_ngram_knob_errors(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        NGramConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "sweep, match",
+    [
+        (("gmm.nonsense", "1,2"), "`--sweep gmm.nonsense` names no parameter"),
+        (("gmm.corpus", "a"), "names no parameter"),
+        (("ngram.corpus", "a,b"), "corpus cannot be swept"),
+        (("gmm.samples", "100,abc"), "`gmm.samples` sweep values must be int numbers"),
+        (("gmm.samples", "100,100"), "values must be distinct"),
+        (("gmm.samples", "2,100"), r"`--sweep gmm.samples=2`: `gmm.components` \(5\) must not exceed"),
+    ],
+)
+def test_sweep_errors(sweep, match):
+    with pytest.raises(ConfigError, match=match):
+        GridConfig(sweeps=[sweep])
+
+
+def test_sweep_needs_its_experiment():
+    with pytest.raises(ConfigError, match="needs `experiment` ngram or both"):
+        GridConfig(experiment="gmm", sweeps=[("ngram.order", "2,3")])
+
+
 def test_as_dict_round_trips_to_json():
     import json
 

@@ -24,7 +24,7 @@ class TaggedToy:
     def real_pool(self, rng):
         return rng.integers(1, 10**9, size=self.n)
 
-    def heldout(self, rng):
+    def heldout(self, rng, pool):
         return rng.integers(1, 10**9, size=3)
 
     def real_subset(self, pool, m, rng):
@@ -183,4 +183,5 @@ def test_generation_stream_is_keyed_by_value_not_position():
     # generation 0 trains on R alone: its stream is shared by every alpha
     assert s.generation(0).random() == CellStreams(1, "ngram", 2, 0.5).generation(0).random()
     assert s.generation(0).random() != CellStreams(1, "ngram", 3, 0.25).generation(0).random()
-    assert s.generation(0).random() != CellStreams(1, "ngram", 2, 0.25, (7.0,)).generation(0).random()
+    assert s.generation(0).random() == CellStreams(1, "ngram", 2, 0.25, (7.0,)).generation(0).random()
+    assert s.generation(1).random() != CellStreams(1, "ngram", 2, 0.25, (7.0,)).generation(1).random()

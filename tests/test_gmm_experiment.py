@@ -88,14 +88,14 @@ def test_generation_zero_is_shared_by_every_alpha_and_regime(regime):
     g0 = [run_cell(experiment, a, 2, regime, CellStreams(0, "gmm", 1, a)) for a in (0.0, 1.0)]
     # gen 0 trains on R (common random numbers) but its own stream depends on alpha
     assert g0[0]["train_size"][0] == g0[1]["train_size"][0] == 200
-    tail = experiment.heldout(CellStreams(0, "gmm", 1, 0.3).heldout()).tail
-    assert np.array_equal(tail, experiment.heldout(CellStreams(0, "gmm", 1, 0.7).heldout()).tail)
+    tail = experiment.heldout(CellStreams(0, "gmm", 1, 0.3).heldout(), None).tail
+    assert np.array_equal(tail, experiment.heldout(CellStreams(0, "gmm", 1, 0.7).heldout(), None).tail)
 
 
 def test_tail_heldout_comes_only_from_tail_components():
     config = GMMConfig(tail_heldout=4000)
     experiment = GMMExperiment(config)
-    tail = experiment.heldout(np.random.default_rng(0)).tail
+    tail = experiment.heldout(np.random.default_rng(0), None).tail
     w, mu, _ = config.truth()
     nearest = np.argmin(((tail[:, None] - mu[None]) ** 2).sum(-1), axis=1)
     assert set(np.unique(nearest)) <= set(config.tail_components())
@@ -106,7 +106,7 @@ def test_tail_heldout_comes_only_from_tail_components():
 
 def test_kl_estimate_is_zero_for_the_truth_itself_and_positive_after_collapse():
     experiment = GMMExperiment(GMMConfig())
-    heldout = experiment.heldout(np.random.default_rng(1))
+    heldout = experiment.heldout(np.random.default_rng(1), None)
     np.testing.assert_allclose(heldout.real_log_p_true, ref.log_density(heldout.real, *experiment.truth),
                                rtol=1e-13)
     m = run_cell(experiment, 1.0, 6, "mix", CellStreams(0, "gmm", 2, 1.0))

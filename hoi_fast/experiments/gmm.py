@@ -54,11 +54,17 @@ synthetic training points, in two stages.
    and there is no sampling bias or noise, this is rejection sampling: the
    accepted points are draws from the truth and the acceptance rate is
    ``1 / c``.  A ratio ``0 / 0`` (both densities underflow) rejects.
+   Choosing c: without noise the accepted density is proportional to
+   ``min(p_model, p_true / c)``, so with c = 1 the thinner of the two tails
+   wins and the verifier *erodes* the tail; it corrects toward the truth only
+   once ``c p_model >= p_true`` over most of the truth's mass (c of about 10
+   or more for the default truth; acceptance is then about ``1 / c``).
 
 The synthetic count is kept at its target n: candidates are made and judged
 in batches (the first of n, each next one
 ``ceil(1.1 * need * judged / max(accepted, 1))`` with ``need`` the points
-still missing) until n are accepted; the first n accepted in draw order are
+still missing, at most ``MAX_DRAWS (1 - q)`` and at most the candidates left
+under the cap) until n are accepted; the first n accepted in draw order are
 kept.  ``acceptance = n / judged``, with ``judged`` the candidates up to and
 including the n-th accepted one (truncation's discarded draws are part of
 the sampling bias and do not count).  At most ``MAX_CANDIDATES_PER_POINT * n``
@@ -92,7 +98,7 @@ from hoi_fast.kernels import gmm as _k
 QUALITY_REFERENCE_SIZE = 1 << 18
 QUALITY_REFERENCE_SEED = 20240808
 MAX_CANDIDATES_PER_POINT = 1000
-MAX_BATCH = 1 << 20  # candidates judged at once (bounds memory, ~50 MB of temporaries)
+MAX_DRAWS = 1 << 20  # raw draws per batch of candidates: bounds memory (~50 MB of temporaries)
 
 
 class FilterExhaustedError(RuntimeError):
@@ -151,7 +157,7 @@ class GMMExperiment:
     def real_pool(self, rng):
         return _gmm._sample(*self.truth, self.config.samples, rng)[0]
 
-    def heldout(self, rng):
+    def heldout(self, rng, pool):
         real = _gmm._sample(*self.truth, self.config.heldout, rng)[0]
         tail = _gmm._sample(*self.tail_truth, self.config.tail_heldout, rng)[0]
         return GMMHeldout(real, tail, _k.log_density(real, *self.truth))
@@ -229,6 +235,7 @@ class GMMExperiment:
     def _filtered(self, model, n, rng):
         """Draw and judge candidates in batches until ``n`` are accepted (module docstring)."""
         cap = MAX_CANDIDATES_PER_POINT * n
+        max_batch = max(1, int(MAX_DRAWS * (1.0 - self.config.sample_truncation)))
         kept, accepted, judged, batch = [], 0, 0, n
         while True:
             X = self.candidates(model, batch, rng)
@@ -242,7 +249,7 @@ class GMMExperiment:
             accepted += hits.size
             judged += batch
             need = n - accepted
-            batch = min(math.ceil(1.1 * need * judged / max(accepted, 1)), cap - judged, MAX_BATCH)
+            batch = min(math.ceil(1.1 * need * judged / max(accepted, 1)), cap - judged, max_batch)
             if batch <= 0:
                 raise FilterExhaustedError(
                     f"the `gmm.filter` {self.config.filter!r} accepted only {accepted} of {judged} "
@@ -272,13 +279,6 @@ class GMMExperiment:
 
     def subsample(self, parts, n, rng):
         X = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        if X.shape[0] < n:
-            c = self.config
-            raise ValueError(
-                f"`accumulate-subsample` needs {n} points but the accumulated pool holds {X.shape[0]}: "
-                f"`gmm.schedule` = {c.schedule!r} with `gmm.growth` = {c.growth} grows the training set "
-                "faster than the pool; lower gmm.growth or raise alpha"
-            )
         return [X[rng.choice(X.shape[0], size=n, replace=False)]]
 
     def metrics(self, model, parts, heldout, rng):

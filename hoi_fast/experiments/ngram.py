@@ -53,9 +53,8 @@ Metrics per generation
     Bits/char on the held-out text (positions whose full context lies in it).
 ``tail_bpc``
     The same over held-out positions whose top-order n-gram occurs at most
-    twice in R (unseen in R included).  The mask is computed at the first
-    :meth:`NGramExperiment.metrics` call of a cell, which the loop makes at
-    generation 0 with R as the only training part.  NaN if no position
+    twice in R (unseen in R included).  The mask is computed once per cell,
+    with the held-out text, from the counts of R.  NaN if no position
     qualifies (e.g. order 1 with a large R).
 ``self_bpc``
     Bits/char of ``self_chars`` characters sampled from the model (after a
@@ -100,11 +99,16 @@ class Segments:
 
 
 class HeldOut:
-    """Held-out codes of one cell and its tail mask (filled at generation 0)."""
+    """Held-out codes of one cell and its tail mask (positions rare in R)."""
 
-    def __init__(self, codes):
+    def __init__(self, codes, tail):
         self.codes = codes
-        self.tail = None
+        self.tail = tail
+
+
+def _whole(codes):
+    """Segment bounds covering all of ``codes``."""
+    return np.zeros(1, np.int64), np.full(1, codes.shape[0], np.int64)
 
 
 def flatten(parts):
@@ -147,8 +151,11 @@ class NGramExperiment:
     def real_pool(self, rng):
         return self.corpus.window("train", self.config.train_chars, rng)
 
-    def heldout(self, rng):
-        return HeldOut(self.corpus.window("heldout", self.config.heldout_chars, rng))
+    def heldout(self, rng, pool):
+        """The held-out window and its tail mask, from the counts of R."""
+        codes = self.corpus.window("heldout", self.config.heldout_chars, rng)
+        _, top = self.fit([pool], rng)._score(codes, *_whole(codes))
+        return HeldOut(codes, top <= TAIL_MAX_COUNT)
 
     def real_subset(self, pool, m, rng):
         n = pool.shape[0]
@@ -235,17 +242,11 @@ class NGramExperiment:
     # -- metrics --------------------------------------------------------------
 
     def metrics(self, model, parts, heldout, rng):
-        h = heldout.codes
-        bounds = (np.zeros(1, np.int64), np.full(1, h.shape[0], np.int64))
-        logp, top = model._score(h, *bounds)
-        if heldout.tail is None:
-            if len(parts) != 1:
-                raise RuntimeError("the tail mask must be computed at generation 0, from R alone")
-            heldout.tail = top <= TAIL_MAX_COUNT
+        logp, top = model._score(heldout.codes, *_whole(heldout.codes))
         real = summarize(logp)
         ctx = self._context(rng)
         own = np.concatenate([ctx, model._sample(self.config.self_chars, rng, ctx)])
-        own_logp, _ = model._score(own, np.zeros(1, np.int64), np.full(1, own.shape[0], np.int64))
+        own_logp, _ = model._score(own, *_whole(own))
         out = {
             "real_bpc": real.bits_per_char,
             "tail_bpc": summarize(logp[heldout.tail]).bits_per_char,

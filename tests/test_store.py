@@ -1,0 +1,68 @@
+"""The results file on its own: layout, UTF-8 coordinates, partial cells, refusal of foreign files."""
+
+import h5py
+import numpy as np
+import pytest
+
+from hoi_fast.experiment import MetricSpec
+from hoi_fast.store import GroupLayout, ResultsFileError, ResultsWriter, read_group, stored_config
+
+
+def layout(symbols=("a", " ", "\u2400", "\ufffd")):
+    return GroupLayout(
+        name="ngram",
+        cell_dims=(("alpha", np.array([0.0, 1.0])), ("seed", np.arange(3))),
+        generations=2,
+        specs=(MetricSpec("real_bpc", "bits/char", "bpc"), MetricSpec("counts", "count", "c", ("symbol",))),
+        coords={"symbol": np.array(symbols)},
+        config={"order": 3},
+    )
+
+
+def test_round_trip_with_utf8_symbols_and_partial_cells(tmp_path):
+    path = tmp_path / "r.h5"
+    writer = ResultsWriter(path, [layout()], {"root_seed": 3}, "cmd", flush_seconds=0)
+    writer.write_cell("ngram", (1, 2), {"real_bpc": np.array([1.5, 2.5]), "counts": np.ones((2, 4))})
+    writer.close(finished=False)
+    group = read_group(str(path), "ngram")
+    assert list(group.coords["symbol"]) == ["a", " ", "\u2400", "\ufffd"]
+    assert group.cell_dims == ("alpha", "seed") and group.sweep_dims == ()
+    assert group.done.sum() == 1 and group.done[1, 2]
+    np.testing.assert_array_equal(group.data["real_bpc"][1, 2], [1.5, 2.5])
+    assert np.isnan(group.data["real_bpc"][0]).all()
+    assert group.dims["counts"] == ("alpha", "seed", "generation", "symbol")
+    assert group.provenance["root_seed"] == 3 and group.provenance["finished"] == ""
+
+
+def test_shorter_extra_dimension_is_padded_with_nan(tmp_path):
+    path = tmp_path / "r.h5"
+    writer = ResultsWriter(path, [layout()], {}, flush_seconds=0)
+    writer.write_cell("ngram", (0, 0), {"real_bpc": np.zeros(2), "counts": np.ones((2, 2))})
+    writer.close()
+    counts = read_group(str(path), "ngram").data["counts"][0, 0]
+    assert np.all(counts[:, :2] == 1) and np.isnan(counts[:, 2:]).all()
+
+
+def test_other_configuration_is_refused_and_file_untouched(tmp_path):
+    path = tmp_path / "r.h5"
+    ResultsWriter(path, [layout()], {"a": 1}).close(finished=True)
+    before = path.read_bytes()
+    with pytest.raises(ResultsFileError, match="different configuration.*--overwrite"):
+        ResultsWriter(path, [layout()], {"a": 2})
+    assert path.read_bytes() == before
+    ResultsWriter(path, [layout()], {"a": 2}, overwrite=True).close()
+    assert stored_config(path) == {"a": 2}
+
+
+def test_foreign_and_missing_files(tmp_path):
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = 1
+    with pytest.raises(ResultsFileError, match="not a hoi_fast results file"):
+        read_group(str(foreign), "gmm")
+    with pytest.raises(ResultsFileError, match="does not exist"):
+        read_group(str(tmp_path / "missing.h5"), "gmm")
+    text = tmp_path / "text.h5"
+    text.write_text("not hdf5")
+    with pytest.raises(ResultsFileError, match="cannot be read as HDF5"):
+        stored_config(text)
