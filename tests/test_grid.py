@@ -207,3 +207,41 @@ def test_help_documents_every_option():
     for flag in ("--experiment", "--alphas", "--seeds", "--generations", "--regime", "--root-seed",
                  "--jobs", "--out", "--config", "--dry-run", "--overwrite"):
         assert flag in proc.stdout
+
+
+def test_sweep_adds_a_dimension_and_adding_a_value_keeps_existing_cells(tmp_path, tiny_toml):
+    xr = pytest.importorskip("xarray")
+    two, three = tmp_path / "two.h5", tmp_path / "three.h5"
+    common = ("--config", tiny_toml, "--experiment", "gmm", "--alphas", "0,0.9", "--seeds", 2, "--jobs", 1)
+    grid(*common, "--sweep", "gmm.sample_temperature=0.5,1", "--out", two)
+    grid(*common, "--sweep", "gmm.sample_temperature=0.5,1,2", "--out", three)
+    a = xr.open_dataset(two, group="gmm", engine="h5netcdf")
+    b = xr.open_dataset(three, group="gmm", engine="h5netcdf")
+    assert a.real_nll.dims == ("alpha", "sample_temperature", "seed", "generation")
+    np.testing.assert_array_equal(b.sample_temperature.values, [0.5, 1, 2])
+    assert a.done.all()
+    for t in (0.5, 1.0):
+        np.testing.assert_array_equal(a.real_nll.sel(sample_temperature=t).values,
+                                      b.real_nll.sel(sample_temperature=t).values)
+    # synthesis-only knobs share generation 0 exactly (common random numbers)
+    g0 = b.real_nll.isel(generation=0).values
+    assert np.all(g0 == g0[:1, :1])
+    # temperature only acts on synthetic data: at alpha = 0.9 the values differ after generation 0
+    assert not np.array_equal(b.real_nll.sel(alpha=0.9, sample_temperature=0.5).values[:, 1:],
+                              b.real_nll.sel(alpha=0.9, sample_temperature=2.0).values[:, 1:])
+
+
+def test_string_sweep_from_toml_and_resume(tmp_path):
+    (tmp_path / "sweep.toml").write_text(
+        TINY_TOML + '\n[sweep]\n"gmm.filter" = ["none", "quality"]\n')
+    out = tmp_path / "r.h5"
+    args = ("--config", tmp_path / "sweep.toml", "--experiment", "gmm", "--alphas", "0,1", "--seeds", 2,
+            "--jobs", 1, "--out", out)
+    grid(*args)
+    before = datasets(out)["gmm/real_nll"].tobytes()
+    proc = grid(*args)  # same configuration: nothing left to do
+    assert "0 cells run" in proc.stderr
+    assert datasets(out)["gmm/real_nll"].tobytes() == before
+    with h5py.File(out, "r") as f:
+        assert [v.decode() for v in f["gmm/filter"][...]] == ["none", "quality"]
+        assert f["gmm/done"].shape == (2, 2, 2)
