@@ -178,3 +178,95 @@ def test_sampling_and_scoring_are_deterministic(real_codes):
     a.sample(100, g1, context=train[:3])
     b.sample(100, g2, context=train[:3])
     assert g1.random() == g2.random()
+
+
+def reference_stream(parts, order, smoothing, vocab, k, discount, context, n, rng):
+    """The documented sampler, transcribed: walk the mixture from the top order down,
+    one uniform per row tried, rows inverted in order of first occurrence."""
+    ref = Reference(parts, order, smoothing, vocab, k=k, discount=discount)
+    first = {}  # gram -> (position, -length): the order nodes are created in
+    pos = 0
+    for seg in [tuple(int(c) for c in p) for p in parts]:
+        for i in range(len(seg)):
+            for m in range(min(order, i + 1), 0, -1):
+                first.setdefault(seg[i - m + 1:i + 1], (pos, -m))
+            pos += 1
+
+    def row(ctx, weights):
+        items = sorted((first[ctx + (c,)], c, w) for c, w in ref._row(ctx, weights).items())
+        return [(c, w) for _, c, w in items]
+
+    def draw(ctx_row, t, u):
+        for c, w in ctx_row:
+            u -= w
+            if u < 0:
+                return c
+        return -1
+
+    hist = [int(c) for c in context]
+    out = []
+    for _ in range(n):
+        c = -1
+        levels = range(min(order, len(hist) + 1), 0, -1)
+        if smoothing == "kneser-ney":
+            for lev in levels:
+                ctx = tuple(hist[len(hist) - lev + 1:]) if lev > 1 else ()
+                if lev > 1 and ctx not in first:
+                    continue
+                weights = ref._kn_weights(lev)
+                full = [(cc, max(w - discount, 0.0)) for cc, w in row(ctx, weights)]
+                t = float(sum(w for _, w in row(ctx, weights)))
+                if t == 0:
+                    continue
+                c = draw(full, t, rng.random() * t)
+                if c >= 0:
+                    break
+        elif smoothing == "add-k":
+            ctx = tuple(hist[len(hist) - order + 1:]) if order > 1 else ()
+            r = row(ctx, ref.raw[order]) if len(hist) >= order - 1 else []
+            t = float(sum(w for _, w in r))
+            u = rng.random() * (t + k * vocab)
+            if u < t:
+                c = draw(r, t, u)
+        else:
+            for lev in levels:
+                ctx = tuple(hist[len(hist) - lev + 1:]) if lev > 1 else ()
+                r = row(ctx, ref.raw[lev])
+                t = float(sum(w for _, w in r))
+                if t > 0:
+                    c = draw(r, t, rng.random() * t)
+                    break
+        if c < 0:
+            c = min(int(rng.random() * vocab), vocab - 1)
+        out.append(c)
+        hist.append(c)
+    return out
+
+
+@pytest.mark.parametrize("smoothing", SMOOTHINGS)
+@pytest.mark.parametrize("order", [1, 2, 4])
+def test_sampled_stream_equals_the_documented_sampler_draw_for_draw(smoothing, order):
+    """The fast sampler (deepest-context state, precomputed transitions) consumes the
+    generator exactly like the transcribed mixture walk and returns the same stream."""
+    rng = np.random.default_rng(40 + order)
+    text = skewed_text(rng, 600, 8)
+    parts = [text[:350], text[350:]]
+    model = ngram.train(parts, order, smoothing, vocab_size=9, k=0.7, discount=0.6)  # symbol 8 unused
+    for ctx in (text[:order - 1], np.array([8, 8, 8], np.int32)[:order - 1], text[:0]):
+        ours = model.sample(300, np.random.default_rng(7), context=ctx)
+        theirs = reference_stream(parts, order, smoothing, 9, 0.7, 0.6, ctx, 300, np.random.default_rng(7))
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_counts_survive_table_and_array_growth_across_many_segments():
+    """Enough distinct grams to grow the hash table and the per-node arrays several
+    times, with growth stops falling inside segments and at their starts."""
+    rng = np.random.default_rng(9)
+    parts = [rng.integers(0, 40, n).astype(np.int32) for n in rng.integers(1, 400, 60)]
+    model = ngram.train(parts, 4, vocab_size=40)
+    assert model._n_nodes > 8192 and model._tables[1] > 13
+    for length in (1, 2, 4):
+        grams, cnt = model.ngram_counts(length)
+        assert as_dict(grams, cnt) == dict(counts(parts, length))
+    grams, cont = model.continuation_counts(3)
+    assert {g: v for g, v in as_dict(grams, cont).items() if v} == dict(continuation(parts, 3))

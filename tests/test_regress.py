@@ -1,8 +1,10 @@
 """bench/regress.py flags a planted slowdown and passes against itself.
 
 The check runs on a small throw-away git project so that the verdict depends
-only on the planted change (a 5 ms sleep against ~1 ms of work), not on the
-speed of hoi_fast's own kernels.
+only on the planted change (a 5 ms sleep against ~1 ms of work, a ~6x
+slowdown), not on the speed of hoi_fast's own kernels.  The tests use a 100%
+threshold: on a loaded 2-core machine the same code measured up to 1.4x apart,
+and the planted slowdown is far beyond either.
 """
 
 import json
@@ -56,18 +58,18 @@ def regress(project, *args):
 def test_planted_slowdown_is_named(project):
     init = project / "workpkg" / "__init__.py"
     init.write_text("import time\n" + WORK.replace("return total", "time.sleep(0.005)\n    return total"))
-    proc = regress(project, "--rounds", "1")
+    proc = regress(project, "--rounds", "1", "--threshold", "1.0")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "REGRESSION" in proc.stdout and "test_work" in proc.stdout.split("REGRESSION")[1]
 
 
 def test_same_code_passes_and_baseline_round_trips(project, tmp_path):
-    proc = regress(project, "--rounds", "2", "--save", str(tmp_path / "baseline.json"))
+    proc = regress(project, "--rounds", "2", "--threshold", "1.0", "--save", str(tmp_path / "baseline.json"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "no regression" in proc.stdout
     saved = json.loads((tmp_path / "baseline.json").read_text())
     assert set(saved["medians"]) == {"test_work"}
-    proc = regress(project, "--rounds", "1", "--baseline", str(tmp_path / "baseline.json"))
+    proc = regress(project, "--rounds", "1", "--threshold", "1.0", "--baseline", str(tmp_path / "baseline.json"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

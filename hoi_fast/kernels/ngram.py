@@ -25,7 +25,12 @@ segment boundary.  Walking a text left to right, the nodes of the grams
 *ending* at the current character are found top-down: the longest one with a
 hash look-up (or insertion), the shorter ones by following suffix links.  In a
 text that resembles the training text this is about one hash probe per
-character.
+character.  Counting, ``add-k``/``mle`` scoring and sampling keep only the
+*deepest context* (the longest suffix of the history, at most ``N - 1``
+characters, that occurs in training) and reach the shorter ones through its
+suffix chain when needed; counting increments only the longest gram ending at
+each position and adds counts into suffixes afterwards.  Sampling follows a
+precomputed next-context per CSR entry instead of a hash probe.
 
 Derived statistics (:func:`finalize`)
 -------------------------------------
@@ -96,20 +101,143 @@ def _find(table, mask, shift, key):
 
 
 @jit
-def _rehash(parent, char, n_nodes, vocab_size, bits):
-    """A fresh hash table of ``2 ** bits`` slots holding nodes ``1 .. n_nodes - 1``."""
+def _grow(table, bits):
+    """The hash ``table`` (``2 ** bits`` slots) re-inserted into twice as many slots.
+
+    Fibonacci hashing keeps the top bits of the product, so a key's home slot
+    ``s`` becomes ``2 s`` or ``2 s + 1``: reading the old table in slot order
+    writes the new one almost sequentially, and the keys are re-hashed from
+    the table itself without touching the per-node arrays.
+    """
+    cap = np.int64(1) << (bits + 1)
+    mask = cap - 1
+    shift = 64 - (bits + 1)
+    new = np.full(2 * cap, -1, np.int64)
+    for s in range(table.shape[0] // 2):
+        key = table[2 * s]
+        if key == -1:
+            continue
+        t = _slot(key, shift)
+        while new[2 * t] != -1:
+            t = (t + 1) & mask
+        new[2 * t] = key
+        new[2 * t + 1] = table[2 * s + 1]
+    return new
+
+
+@jit
+def _grown(a, size):
+    """``a`` copied into a new array of ``size`` entries (the rest uninitialised)."""
+    b = np.empty(size, a.dtype)
+    b[:a.shape[0]] = a
+    return b
+
+
+@jit
+def _propagate(n_nodes, order, depth, sfx, cnt):
+    """Turn "times ``g`` was the longest counted gram ending somewhere" into ``C(g)``.
+
+    A gram ending at a position is either the longest one counted there or
+    the suffix of the one a character longer, so ``C(g) = own(g) + sum of
+    C(x)`` over the nodes ``x`` whose suffix link is ``g``: add each node's
+    count into its suffix, deepest nodes first (a counting sort by depth).
+    """
+    start = np.zeros(order + 2, np.int64)
+    for g in range(1, n_nodes):
+        start[depth[g] + 1] += 1
+    for m in range(order + 1):
+        start[m + 1] += start[m]
+    by_depth = np.empty(n_nodes, np.int64)
+    for g in range(1, n_nodes):
+        m = depth[g]
+        by_depth[start[m]] = g
+        start[m] += 1
+    # start[m] is now the end of depth m's block: walk the blocks deepest first
+    for i in range(start[order] - 1, -1, -1):
+        g = by_depth[i]
+        cnt[sfx[g]] += cnt[g]
+
+
+@jit
+def _fill(codes, starts, ends, order, vocab_size, max_nodes, table, bits, parent, char, depth, sfx, cnt,
+          n_nodes, state):
+    """The counting loop of :func:`build`, from ``state`` until done or out of room.
+
+    Walks each segment keeping only the deepest context ``h`` (the last
+    ``min(order - 1, j - a)`` characters, depth ``d``): all its grams exist
+    by construction.  Only the gram of depth ``d + 1`` ending at each
+    position is counted; the shorter ones get their counts from it
+    afterwards (:func:`_propagate`).  Stops *before* a position that might
+    need more than the room left (table kept at most half full, per-node
+    arrays not overrun), saving ``(segment, position, h, d)`` in ``state``.
+
+    Returns the new number of nodes.
+    """
     cap = np.int64(1) << bits
     mask = cap - 1
     shift = 64 - bits
-    table = np.full(2 * cap, -1, np.int64)
-    for g in range(1, n_nodes):
-        key = parent[g] * vocab_size + char[g]
-        s = _slot(key, shift)
-        while table[2 * s] != -1:
-            s = (s + 1) & mask
-        table[2 * s] = key
-        table[2 * s + 1] = g
-    return table
+    room = cap // 2
+    if parent.shape[0] < max_nodes:  # else max_nodes bounds every insertion
+        room = min(room, parent.shape[0])
+    h, d = state[2], state[3]
+    j0 = state[1]
+    for s in range(state[0], starts.shape[0]):
+        a = starts[s]
+        if j0 < a:  # a new segment starts at the root
+            j0, h, d = a, np.int64(0), np.int64(0)
+        for j in range(j0, ends[s]):
+            if n_nodes + d + 1 > room:
+                state[0], state[1], state[2], state[3] = s, j, h, d
+                return n_nodes
+            c = np.int64(codes[j])
+            # Longest gram ending here that already exists; insert the longer
+            # ones, each the suffix link of the one inserted before it.
+            y, dy = h, d
+            first, last = np.int64(-1), np.int64(-1)
+            while True:
+                key = y * vocab_size + c
+                slot = _slot(key, shift)
+                found = np.int64(-1)
+                while True:
+                    k = table[2 * slot]
+                    if k == key:
+                        found = table[2 * slot + 1]
+                        break
+                    if k == -1:
+                        break
+                    slot = (slot + 1) & mask
+                if found >= 0:
+                    if last >= 0:
+                        sfx[last] = found
+                    else:
+                        first = found
+                    break
+                g = n_nodes
+                n_nodes += 1
+                table[2 * slot] = key
+                table[2 * slot + 1] = g
+                parent[g] = y
+                char[g] = c
+                depth[g] = dy + 1
+                if last >= 0:
+                    sfx[last] = g
+                else:
+                    first = g
+                last = g
+                if dy == 0:
+                    sfx[g] = 0
+                    break
+                y = sfx[y]
+                dy -= 1
+            cnt[first] += 1
+            if d + 1 < order:
+                h, d = first, d + 1
+            elif order > 1:
+                h = sfx[first]
+            # order 1: the context is always the root
+        j0 = np.int64(-1)
+    state[0] = starts.shape[0]
+    return n_nodes
 
 
 @jit
@@ -139,73 +267,42 @@ def build(codes, starts, ends, order, vocab_size, max_nodes):
         the model: key and node share a cache line.
     bits : int
         log2 of the number of slots.
-    parent, char, depth, sfx, cnt : ndarray, shape (max_nodes,), int64
-        Per-node arrays (only the first ``n_nodes`` entries are valid).
+    parent, char, depth, sfx, cnt : ndarray, shape (>= n_nodes,), int64
+        Per-node arrays (only the first ``n_nodes`` entries are valid); they
+        start small and double as needed, never beyond ``max_nodes``.
     """
     bits = 10
-    cap = np.int64(1) << bits
-    mask = cap - 1
-    shift = 64 - bits
-    table = np.full(2 * cap, -1, np.int64)
-    parent = np.empty(max_nodes, np.int64)
-    char = np.empty(max_nodes, np.int64)
-    depth = np.empty(max_nodes, np.int64)
-    sfx = np.empty(max_nodes, np.int64)
-    cnt = np.zeros(max_nodes, np.int64)
+    table = np.full(2 * (np.int64(1) << bits), -1, np.int64)
+    size = min(max_nodes, 4096)
+    parent = np.empty(size, np.int64)
+    char = np.empty(size, np.int64)
+    depth = np.empty(size, np.int64)
+    sfx = np.empty(size, np.int64)
+    cnt = np.zeros(size, np.int64)
     parent[0] = -1
     char[0] = -1
     depth[0] = 0
     sfx[0] = -1
     n_nodes = 1
-    prev = np.zeros(order + 1, np.int64)
-    cur = np.zeros(order + 1, np.int64)
-    for s in range(starts.shape[0]):
-        a = starts[s]
-        for j in range(a, ends[s]):
-            c = np.int64(codes[j])
-            top = min(order, j - a + 1)
-            if 2 * (n_nodes + top) > cap:
-                bits += 1
-                cap = np.int64(1) << bits
-                mask = cap - 1
-                shift = 64 - bits
-                table = _rehash(parent, char, n_nodes, vocab_size, bits)
-            cur[0] = 0
-            m = top
-            # Longest gram ending here that already exists; insert the longer ones.
-            while m >= 1:
-                p = prev[m - 1]
-                key = p * vocab_size + c
-                slot = _slot(key, shift)
-                found = -1
-                while True:
-                    k = table[2 * slot]
-                    if k == key:
-                        found = table[2 * slot + 1]
-                        break
-                    if k == -1:
-                        break
-                    slot = (slot + 1) & mask
-                if found >= 0:
-                    cur[m] = found
-                    break
-                table[2 * slot] = key
-                table[2 * slot + 1] = n_nodes
-                parent[n_nodes] = p
-                char[n_nodes] = c
-                depth[n_nodes] = m
-                cur[m] = n_nodes
-                n_nodes += 1
-                m -= 1
-            # Suffixes of an existing gram exist: follow the suffix links.
-            for q in range(m - 1, 0, -1):
-                cur[q] = sfx[cur[q + 1]]
-            for q in range(m + 1, top + 1):
-                sfx[cur[q]] = cur[q - 1]
-            cnt[0] += 1
-            for q in range(1, top + 1):
-                cnt[cur[q]] += 1
-            prev, cur = cur, prev
+    # (segment, position, deepest context, its depth) to resume from
+    state = np.zeros(4, np.int64)
+    state[0], state[1] = 0, starts[0] if starts.shape[0] else 0
+    while True:
+        n_nodes = _fill(codes, starts, ends, order, vocab_size, max_nodes, table, bits,
+                        parent, char, depth, sfx, cnt, n_nodes, state)
+        if state[0] >= starts.shape[0]:
+            break
+        # out of room: grow outside the hot loop (an array reassigned inside
+        # a numba loop makes every access in it several times slower)
+        if 2 * (n_nodes + order) > (np.int64(1) << bits):
+            table = _grow(table, bits)
+            bits += 1
+        if n_nodes + order > parent.shape[0] and parent.shape[0] < max_nodes:
+            size = min(max_nodes, 2 * parent.shape[0])
+            parent, char, depth = _grown(parent, size), _grown(char, size), _grown(depth, size)
+            sfx, cnt = _grown(sfx, size), _grown(cnt, size)
+            cnt[n_nodes:] = 0
+    _propagate(n_nodes, order, depth, sfx, cnt)
     return n_nodes, table, bits, parent, char, depth, sfx, cnt
 
 
@@ -241,6 +338,13 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
     child_char : ndarray, shape (n_nodes - 1,), int64
     child_wt : ndarray, shape (n_nodes - 1,), float64
         Sampling weight of each entry: ``max(w - D, 0)`` (kneser-ney) or ``C``.
+    child_next : ndarray, shape (n_nodes - 1,), int64
+        The context after drawing the entry's character from its parent's
+        row: the entry's node ``g`` if ``depth(g) < order``, else ``sfx[g]``
+        (a context has at most ``order - 1`` characters).  This is the
+        deepest context of the extended history whenever the row drawn from
+        is the deepest context's (see :func:`sample`), so the sampler follows
+        an array instead of a hash look-up.
     """
     cont = np.zeros(n_nodes, np.int64)
     for g in range(1, n_nodes):
@@ -287,12 +391,14 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
     n_children = max(n_nodes - 1, 0)
     child_char = np.empty(n_children, np.int64)
     child_wt = np.empty(n_children, np.float64)
+    child_next = np.empty(n_children, np.int64)
     for g in range(1, n_nodes):
         e = fill[parent[g]]
         fill[parent[g]] = e + 1
         child_char[e] = char[g]
         child_wt[e] = max(w[g] - discount, 0.0) if smoothing == KNESER_NEY else cnt[g]
-    return cont, rec, ctx_tot, child_start, child_char, child_wt
+        child_next[e] = sfx[g] if depth[g] == order else g
+    return cont, rec, ctx_tot, child_start, child_char, child_wt, child_next
 
 
 @jit
@@ -346,6 +452,89 @@ def _prob(prev, cur, order, vocab_size, smoothing, rec):
 
 
 @jit
+def _deepest(prev, order):
+    """Deepest context among ``prev[0 .. order - 1]`` and its depth (root: 0)."""
+    for m in range(order - 1, 0, -1):
+        if prev[m] >= 0:
+            return prev[m], m
+    return np.int64(0), 0
+
+
+@jit
+def _first_child(h, d, c, lo, vocab_size, table, mask, shift, sfx):
+    """First gram ``y c`` that exists, for ``y`` on the suffix chain of ``h``.
+
+    ``h`` has depth ``d``; the chain is walked deepest first down to depth
+    ``lo`` (inclusive).  Returns ``(node of y c, depth of y)`` or ``(-1, -1)``.
+    """
+    y, dy = h, d
+    while dy >= lo:
+        g = _find(table, mask, shift, y * vocab_size + c)
+        if g >= 0:
+            return g, dy
+        if dy == 0:
+            break
+        y = sfx[y]
+        dy -= 1
+    return np.int64(-1), -1
+
+
+@jit
+def _context_after(g, dy, order, sfx):
+    """Deepest context (node, depth) once gram ``g`` (of depth ``dy + 1``) ends the history.
+
+    ``g = -1`` (no suffix of the history continues with the character) gives the root.
+    """
+    if g < 0:
+        return np.int64(0), 0
+    if dy + 1 == order:
+        return sfx[g], order - 1
+    return g, dy + 1
+
+
+@jit
+def _score_chain(codes, starts, ends, order, vocab_size, smoothing, tables, logp, top_count):
+    """:func:`score` for ``add-k`` and ``mle``, which need one or two levels only.
+
+    Walks the text keeping only the *deepest context* ``h`` (the longest
+    suffix of the history, at most ``order - 1`` characters, that occurs in
+    training) and its depth ``d``: one hash probe per character when the
+    history's continuation was seen, and no walk over every level.
+    """
+    table, bits, sfx, cnt, rec = tables
+    mask = (np.int64(1) << bits) - 1
+    shift = 64 - bits
+    uniform = 1.0 / vocab_size
+    out = 0
+    for s in range(starts.shape[0]):
+        a = starts[s]
+        h, d = np.int64(0), 0
+        for j in range(a, ends[s]):
+            c = np.int64(codes[j])
+            g, dy = _first_child(h, d, c, 0, vocab_size, table, mask, shift, sfx)
+            if j - a >= order - 1:
+                top = g if (d == order - 1 and dy == d) else np.int64(-1)
+                if smoothing == ADD_K:
+                    if top >= 0:
+                        p = rec[top, 0]
+                    else:
+                        p = rec[h, 1] if d == order - 1 else uniform
+                else:
+                    # mle: the longest context that was followed by something;
+                    # deeper ones have no children, so y c was not found above it
+                    x, dx = h, d
+                    while rec[x, 1] == 0.0 and dx > 0:
+                        x = sfx[x]
+                        dx -= 1
+                    p = rec[g, 0] if (g >= 0 and dy == dx and rec[x, 1] > 0.0) else 0.0
+                logp[out] = np.log(p) if p > 0 else -np.inf
+                top_count[out] = cnt[top] if top >= 0 else 0
+                out += 1
+            h, d = _context_after(g, dy, order, sfx)
+    return out
+
+
+@jit
 def score(codes, starts, ends, order, vocab_size, smoothing, tables, logp, top_count):
     """Natural-log probability of every position whose full context lies in its segment.
 
@@ -369,6 +558,9 @@ def score(codes, starts, ends, order, vocab_size, smoothing, tables, logp, top_c
     int
         Number of positions written, P.
     """
+    if smoothing != KNESER_NEY:
+        return _score_chain(codes, starts, ends, order, vocab_size, smoothing, tables, logp, top_count)
+    # kneser-ney interpolates every level: keep the nodes of all of them
     table, bits, sfx, cnt, rec = tables
     mask = (np.int64(1) << bits) - 1
     shift = 64 - bits
@@ -444,15 +636,17 @@ def next_probs(context, order, vocab_size, smoothing, tables):
 
 
 @jit
-def _scan(u, lo, hi, weight, child_char):
-    """Character of the CSR entry where ``u`` runs out, subtracting ``weight``.
+def _scan(u, lo, hi, weight):
+    """CSR entry where ``u`` runs out, subtracting ``weight`` in row order.
 
     Returns -1 if ``u`` outlasts every entry (the caller's back-off branch).
+    With integer weights (counts) every subtraction is exact, so this is
+    inversion of the row's cumulative counts.
     """
     for e in range(lo, hi):
         u -= weight[e]
         if u < 0:
-            return child_char[e]
+            return e
     return -1
 
 
@@ -472,55 +666,71 @@ def sample(context, n, rng, order, vocab_size, smoothing, k, tables, csr, out):
     tables : tuple
         As in :func:`score`.
     csr : tuple
-        ``(ctx_tot, child_start, child_char, child_wt)`` from :func:`finalize`.
+        ``(ctx_tot, child_start, child_char, child_wt, child_next)`` from
+        :func:`finalize`.
     out : ndarray, shape (n,), int32
         Output codes.
+
+    Notes
+    -----
+    The state is the deepest context ``h`` (longest suffix of the history,
+    at most ``order - 1`` characters, that occurs in training) and its depth
+    ``d``; the shorter contexts are its suffix chain.  A draw walks the
+    mixture from ``h`` down (one uniform per row tried, rows scanned in
+    first-occurrence order).  When the character comes from ``h``'s own row
+    the next state is ``child_next`` of the entry, with no hash look-up; only
+    a back-off draw (kneser-ney's lower orders, the uniform component) looks
+    up which deeper contexts continue with the character.
     """
     table, bits, sfx, cnt, rec = tables
-    ctx_tot, child_start, child_char, child_wt = csr
+    ctx_tot, child_start, child_char, child_wt, child_next = csr
     mask = (np.int64(1) << bits) - 1
     shift = 64 - bits
-    prev = context_nodes(context, order, vocab_size, tables)
-    cur = np.full(order + 1, -1, np.int64)
-    have = context.shape[0]
+    h, d = _deepest(context_nodes(context, order, vocab_size, tables), order)
     kv = k * vocab_size
     for i in range(n):
-        c = -1
+        e = np.int64(-1)
+        x, dx = h, d
         if smoothing == KNESER_NEY:
-            # recursive mixture: discounted row of order lev, else back off
-            for lev in range(order, 0, -1):
-                h = prev[lev - 1]
-                if h < 0 or ctx_tot[h] == 0:
-                    continue
-                u = rng.random() * ctx_tot[h]
-                c = _scan(u, child_start[h], child_start[h + 1], child_wt, child_char)
-                if c >= 0:
+            # recursive mixture: discounted row of depth dx, else back off
+            while True:
+                t = ctx_tot[x]
+                if t > 0:
+                    e = _scan(rng.random() * t, child_start[x], child_start[x + 1], child_wt)
+                    if e >= 0:
+                        break
+                if dx == 0:
                     break
+                x = sfx[x]
+                dx -= 1
         elif smoothing == ADD_K:
-            h = prev[order - 1]
-            t = ctx_tot[h] if h >= 0 else 0.0
+            t = ctx_tot[h] if d == order - 1 else 0.0
             u = rng.random() * (t + kv)
             if u < t:
-                c = _scan(u, child_start[h], child_start[h + 1], child_wt, child_char)
+                e = _scan(u, child_start[h], child_start[h + 1], child_wt)
         else:
-            for lev in range(order, 0, -1):
-                h = prev[lev - 1]
-                if h >= 0 and ctx_tot[h] > 0:
-                    u = rng.random() * ctx_tot[h]
-                    c = _scan(u, child_start[h], child_start[h + 1], child_wt, child_char)
-                    break
-        if c < 0:  # the uniform component (kneser-ney, add-k)
+            # mle: the longest context that was followed by something
+            while ctx_tot[x] == 0 and dx > 0:
+                x = sfx[x]
+                dx -= 1
+            t = ctx_tot[x]
+            if t > 0:
+                e = _scan(rng.random() * t, child_start[x], child_start[x + 1], child_wt)
+        if e >= 0:
+            c = child_char[e]
+            g, dy = np.int64(-1), -1
+            if dx < d:  # drawn from a shorter context: a deeper one may continue with c
+                g, dy = _first_child(h, d, c, dx + 1, vocab_size, table, mask, shift, sfx)
+            if g >= 0:
+                h, d = _context_after(g, dy, order, sfx)
+            else:
+                h, d = child_next[e], min(dx + 1, order - 1)
+        else:  # the uniform component (kneser-ney, add-k)
             c = min(np.int64(rng.random() * vocab_size), vocab_size - 1)
+            g, dy = _first_child(h, d, c, 0, vocab_size, table, mask, shift, sfx)
+            h, d = _context_after(g, dy, order, sfx)
         out[i] = c
-        have += 1
-        # only contexts (grams of length <= order - 1) are needed for the next draw
-        top = min(order - 1, have)
-        _advance(prev, cur, c, top, vocab_size, table, mask, shift, sfx)
-        for q in range(top + 1, order + 1):
-            cur[q] = -1
-        prev, cur = cur, prev
     return out
-
 
 
 @jit
@@ -594,7 +804,7 @@ def sample_biased(context, n, rng, order, vocab_size, smoothing, k, temperature,
     arguments as in :func:`sample`.
     """
     table, bits, sfx, cnt, rec = tables
-    ctx_tot, child_start, child_char, child_wt = csr
+    ctx_tot, child_start, child_char, child_wt, child_next = csr
     mask = (np.int64(1) << bits) - 1
     shift = 64 - bits
     prev = context_nodes(context, order, vocab_size, tables)
