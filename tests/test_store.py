@@ -66,3 +66,22 @@ def test_foreign_and_missing_files(tmp_path):
     text.write_text("not hdf5")
     with pytest.raises(ResultsFileError, match="cannot be read as HDF5"):
         stored_config(text)
+
+
+def test_batched_cells_in_any_order_are_written_at_flush(tmp_path):
+    path = tmp_path / "r.h5"
+    writer = ResultsWriter(path, [layout()], {}, flush_seconds=3600)
+    order = [(1, 2), (0, 0), (1, 0), (0, 2), (1, 1)]  # runs of seeds with gaps, out of order
+    for a, s in order:
+        assert not writer.write_cell("ngram", (a, s), {"real_bpc": np.array([a, s], float),
+                                                        "counts": np.full((2, 4), 10 * a + s, float)})
+    assert not writer.done_mask("ngram").any()  # nothing durable before the flush
+    writer.close(finished=True)
+    group = read_group(str(path), "ngram")
+    expected_done = np.zeros((2, 3), bool)
+    for a, s in order:
+        expected_done[a, s] = True
+        np.testing.assert_array_equal(group.data["real_bpc"][a, s], [a, s])
+        assert np.all(group.data["counts"][a, s] == 10 * a + s)
+    np.testing.assert_array_equal(group.done, expected_done)
+    assert np.isnan(group.data["real_bpc"][0, 1]).all()
