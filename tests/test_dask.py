@@ -97,3 +97,13 @@ def _tiny_toml(tmp_path):
         "[gmm]\ncomponents = 3\nsamples = 200\nheldout = 400\ntail_heldout = 100\nself_samples = 200\n"
         "[ngram]\ntrain_chars = 3000\nheldout_chars = 2000\nself_chars = 500\n")
     return path
+
+
+def test_missing_dask_says_how_to_install(monkeypatch):
+    from hoi_fast.config import ConfigError
+    from hoi_fast.executors import open_executor
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # makes `import distributed` fail
+    with pytest.raises(ConfigError, match=r"pip install 'hoi_fast\[dask\]'"):
+        with open_executor("dask", 2):
+            pass
