@@ -10,10 +10,11 @@ Usage (from the repository root)::
 The base revision is checked out in a temporary ``git worktree``; both trees
 run the same benchmark selection with ``pytest --benchmark-enable`` in
 alternating order (base, work, work, base, ...) on this machine in this job, so
-slow phases of a noisy machine hit both.  Each benchmark's verdict compares the
-median over rounds of its per-run median; it is a regression when
-``work / base > 1 + threshold``.  The spread of the per-round medians of each
-tree is printed as the measured noise: a threshold below it is not meaningful.
+slow phases of a noisy machine hit both.  Each round yields, per benchmark, the
+ratio of the two trees' medians measured back to back; the verdict takes the
+median of these paired ratios over rounds and calls it a regression when it
+exceeds ``1 + threshold``.  The spread of the per-round ratios (max/min - 1) is
+printed as the measured noise: a threshold below it is not meaningful.
 
 Exit status: 0 no regression, 1 regression (the slow benchmarks are named),
 2 bad input.
@@ -76,23 +77,27 @@ def compare(base_runs, work_runs, threshold):
     Parameters
     ----------
     base_runs, work_runs : list of dict
-        One ``{name: median seconds}`` per round.
+        One ``{name: median seconds}`` per round; round ``i`` of both lists ran
+        back to back.  A single base run (a saved baseline) pairs with every
+        work round.
     threshold : float
-        Allowed relative slowdown of the median over rounds.
+        Allowed relative slowdown of the median paired ratio.
 
     Returns
     -------
     list of dict
-        name, base, work (seconds), ratio, noise, regressed.
+        name, base, work (median seconds), ratio, noise, regressed.
     """
     names = sorted(set.intersection(*(set(r) for r in base_runs + work_runs)))
     rows = []
     for name in names:
         base = [r[name] for r in base_runs]
         work = [r[name] for r in work_runs]
-        b, w = statistics.median(base), statistics.median(work)
-        rows.append(dict(name=name, base=b, work=w, ratio=w / b, noise=max(spread(base), spread(work)),
-                         regressed=w / b > 1.0 + threshold))
+        paired = base if len(base) == len(work) else base[:1] * len(work)
+        ratios = [w / b for w, b in zip(work, paired)]
+        ratio = statistics.median(ratios)
+        rows.append(dict(name=name, base=statistics.median(base), work=statistics.median(work),
+                         ratio=ratio, noise=spread(ratios), regressed=ratio > 1.0 + threshold))
     return rows
 
 
