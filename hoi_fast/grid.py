@@ -15,9 +15,9 @@ import argparse
 import concurrent.futures as cf
 import os
 import shlex
-from contextlib import nullcontext
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 
 import numpy as np

@@ -761,7 +761,7 @@ def _alpha_list(text):
     try:
         values = tuple(float(a) for a in text.split(",") if a.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated numbers such as 0,0.5,1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be comma-separated numbers such as 0,0.5,1, got {text!r}") from None
     if not values:
         raise argparse.ArgumentTypeError("must name at least one α")
     return values
@@ -771,7 +771,7 @@ def _level(text):
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}") from None
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text!r}")
     return value
@@ -781,7 +781,7 @@ def _positive(text):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return value
@@ -791,7 +791,7 @@ def _fraction(text):
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
     return value

@@ -128,7 +128,7 @@ def test_real_pool_and_heldout_depend_on_seed_only():
     a, b, c = TaggedToy(), TaggedToy(), TaggedToy()
     out_a = run_cell(a, 0.1, 1, "mix", streams(0.1, seed=3))
     out_b = run_cell(b, 0.8, 1, "mix", streams(0.8, seed=3))
-    out_c = run_cell(c, 0.1, 1, "mix", streams(0.1, seed=4))
+    run_cell(c, 0.1, 1, "mix", streams(0.1, seed=4))
     np.testing.assert_array_equal(a.trained[0][0], b.trained[0][0])
     assert out_a["first_heldout"][0] == out_b["first_heldout"][0]
     assert not np.array_equal(a.trained[0][0], c.trained[0][0])
