@@ -33,7 +33,7 @@ from hoi_fast.config import (
 from hoi_fast.executors import EXECUTORS, open_executor
 from hoi_fast.experiment import REGIMES, cell_metric_specs
 from hoi_fast.runner import Block, make_experiment, run_block
-from hoi_fast.store import GroupLayout, ResultsFileError, ResultsWriter, stored_config
+from hoi_fast.store import GroupLayout, ResultsFileError, ResultsWriter, done_masks, stored_config
 
 DEFAULT_OUT = "hoi_results.h5"
 DEFAULT_ALPHAS = 50
@@ -97,7 +97,7 @@ def build_parser():
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing results file that holds another configuration")
     p.add_argument("--flush-seconds", default=1.0, type=float,
-                   help="at most this long between flushes of finished cells to disk; a killed run "
+                   help="at most this long between journal flushes of finished cells; a killed run "
                    "recomputes only cells finished since the last flush")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
@@ -389,13 +389,10 @@ def estimate_seconds(config, blocks, jobs):
 
 
 def _done_masks(config, out):
-    if not os.path.exists(out):
+    if not out or not os.path.exists(out):
         return {name: np.zeros((len(config.alphas),) + tuple(len(s.values) for s in config.sweeps_for(name))
                                + (config.seeds,), bool) for name in config.experiments}
-    import h5py
-
-    with h5py.File(out, "r") as f:
-        return {name: f[name]["done"][...].astype(bool) for name in config.experiments}
+    return done_masks(out, config.experiments)
 
 
 def dry_run(config, out, jobs):

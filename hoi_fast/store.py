@@ -17,18 +17,23 @@ Schema (``E`` is ``gmm`` or ``ngram``)::
 
 Every dimension is an HDF5 dimension scale, so
 ``xarray.open_dataset(path, group="gmm", engine="h5netcdf")`` gives labelled
-arrays.  Only the parent process writes.  Cells are flushed in batches
-(:meth:`ResultsWriter.write_cell` returns whether it flushed); a cell's
-``done`` flag is set in the same flush as its data, so a killed run leaves a
-readable file in which every ``done`` cell is complete.
+arrays.  Only the parent process writes, through :class:`ResultsWriter`: cells
+go to an append-only journal first and reach the HDF5 file only through an
+atomic swap of a completed copy, so a killed run leaves a readable file in
+which every ``done`` cell is complete, and a journal whose intact cells the
+resumed run keeps.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
+import shutil
+import struct
 import time
+import zlib
 from dataclasses import dataclass
 
 import h5py
@@ -145,8 +150,137 @@ def stored_config(path):
         raise ResultsFileError(f"`{path}` cannot be read as HDF5 ({exc})") from None
 
 
+JOURNAL_SUFFIX = ".journal"
+CONSOLIDATE_SECONDS = 30.0
+_FRAME = struct.Struct("<QI")  # payload length, CRC-32 of the payload
+
+
+def journal_path(path):
+    """The append-only journal beside a results file."""
+    return os.fspath(path) + JOURNAL_SUFFIX
+
+
+def _encode_cell(group, index, metrics):
+    buffer = io.BytesIO()
+    np.savez(buffer, __group__=np.array(group), __index__=np.asarray(index, dtype=np.int64),
+             **{f"m_{name}": np.asarray(values, dtype=np.float64) for name, values in metrics.items()})
+    payload = buffer.getvalue()
+    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def read_journal(path):
+    """The cells recorded in the journal of ``path``.
+
+    Returns
+    -------
+    list of (str, tuple, dict)
+        ``(group, index, metrics)`` per cell, in the order written.  A torn or
+        corrupt tail (a run killed while appending) ends the list: those cells
+        were never reported done and are simply recomputed.
+    """
+    try:
+        with open(journal_path(path), "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return []
+    cells, pos = [], 0
+    while pos + _FRAME.size <= len(data):
+        length, crc = _FRAME.unpack_from(data, pos)
+        payload = data[pos + _FRAME.size: pos + _FRAME.size + length]
+        if len(payload) < length or zlib.crc32(payload) != crc:
+            break
+        with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
+            metrics = {key[2:]: npz[key] for key in npz.files if key.startswith("m_")}
+            cells.append((str(npz["__group__"]), tuple(int(i) for i in npz["__index__"]), metrics))
+        pos += _FRAME.size + length
+    return cells
+
+
+def _write_cells(f, cells):
+    """Write cells into an open file, one call per dataset and run of consecutive seeds.
+
+    Returns the ``(group, selection)`` of every run written.
+    """
+    rows, written = {}, []
+    for group, index, metrics in cells:
+        rows.setdefault((group, index[:-1]), {})[index[-1]] = metrics  # a later copy wins
+    for (group, prefix), by_seed in rows.items():
+        seeds = sorted(by_seed)
+        start = 0
+        for end in range(1, len(seeds) + 1):
+            if end == len(seeds) or seeds[end] != seeds[end - 1] + 1:
+                run = slice(seeds[start], seeds[end - 1] + 1)
+                _write_run(f[group], prefix, run, [by_seed[s] for s in seeds[start:end]])
+                written.append((group, prefix + (run,)))
+                start = end
+    return written
+
+
+def _write_run(g, prefix, seeds, cells):
+    for name in cells[0]:
+        values = np.stack([np.asarray(m[name], dtype=np.float64) for m in cells])
+        # A swept parameter may shorten an extra dimension (e.g. fewer
+        # components); the rest of that axis stays NaN.
+        g[name][prefix + (seeds,) + tuple(slice(0, s) for s in values.shape[1:])] = values
+
+
+def _fsync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def consolidate(path, finished=False):
+    """Move the journal's cells into the results file, atomically.
+
+    The cells are written into a copy of the file, which then replaces the
+    original with ``os.replace``; only after that is the journal removed
+    (replaying it again would write the same values).  A kill at any moment
+    leaves either the old or the new file, both complete.
+    """
+    cells = read_journal(path)
+    if not cells and not finished:
+        return 0
+    tmp = os.fspath(path) + ".consolidating"
+    shutil.copyfile(path, tmp)
+    with h5py.File(tmp, "r+") as f:
+        for group, selection in _write_cells(f, cells):
+            f[group]["done"][selection] = 1
+        if finished:
+            f.attrs["finished"] = _now()
+    _fsync(tmp)
+    os.replace(tmp, path)
+    try:
+        os.remove(journal_path(path))
+    except FileNotFoundError:
+        pass
+    return len(cells)
+
+
+def done_masks(path, groups):
+    """Cells already stored in ``path`` (file and journal) for each group."""
+    with h5py.File(path, "r") as f:
+        masks = {name: f[name]["done"][...].astype(bool) for name in groups}
+    for group, index, _ in read_journal(path):
+        if group in masks:
+            masks[group][index] = True
+    return masks
+
+
 class ResultsWriter:
-    """Single writer of a results file, with batched, crash-safe flushes.
+    """Single writer of a results file that a kill at any moment cannot damage.
+
+    The HDF5 file is never modified in place while cells arrive.  Finished
+    cells are appended to a journal beside it (``PATH.journal``: framed,
+    checksummed records, flushed and fsync'ed at most ``flush_seconds`` apart)
+    and moved into the file every ``CONSOLIDATE_SECONDS`` and at the end by
+    :func:`consolidate`, which rewrites a copy and swaps it in atomically.  So
+    the results file is always complete and readable (by xarray too, up to the
+    last consolidation), and on resume the journal's intact records count as
+    done.  (Rewriting gzip-compressed chunks in place was not safe: a SIGKILL
+    in the middle left a dataset whose chunks failed to decompress.)
 
     Parameters
     ----------
@@ -158,7 +292,7 @@ class ResultsWriter:
     overwrite : bool
         Replace an existing file whose configuration differs.
     flush_seconds : float
-        Minimum time between flushes; 0 flushes after every cell.
+        Minimum time between journal flushes; 0 flushes after every cell.
     """
 
     def __init__(self, path, layouts, config, command_line="", overwrite=False, flush_seconds=1.0):
@@ -171,11 +305,11 @@ class ResultsWriter:
                     f"`--out` {self.path} holds results of a different configuration; "
                     "pass --overwrite to replace it or choose another --out"
                 )
-            self._file = h5py.File(self.path, "r+", rdcc_nbytes=64 << 20)
+            consolidate(self.path)  # a killed run's journal: keep its intact cells
         else:
             self._create(layouts, config_json, command_line)
         self._pending = []
-        self._last_flush = time.monotonic()
+        self._last_flush = self._last_consolidation = time.monotonic()
 
     def _create(self, layouts, config_json, command_line):
         # Build the new file beside the target and move it in place only once
@@ -191,15 +325,16 @@ class ResultsWriter:
             f.attrs.update(versions())
             for layout in layouts:
                 _create_group(f, layout)
+        if os.path.exists(journal_path(self.path)):  # belongs to the file being replaced
+            os.remove(journal_path(self.path))
         os.replace(tmp, self.path)
-        self._file = h5py.File(self.path, "r+", rdcc_nbytes=64 << 20)
 
     def done_mask(self, group):
         """Boolean array of the cells already stored in ``group``."""
-        return self._file[group]["done"][...].astype(bool)
+        return done_masks(self.path, [group])[group]
 
     def write_cell(self, group, index, metrics):
-        """Queue one finished cell; write and flush the queue if ``flush_seconds`` have passed.
+        """Queue one finished cell; flush the queue if ``flush_seconds`` have passed.
 
         Parameters
         ----------
@@ -220,51 +355,26 @@ class ResultsWriter:
             return True
         return False
 
-    def _write_pending(self):
-        # Cells of one row (same group and leading indices) with consecutive
-        # seeds are written with one call per dataset: a call costs ~0.1 ms.
-        rows, written = {}, []
-        for group, index, metrics in self._pending:
-            rows.setdefault((group, index[:-1]), []).append((index[-1], metrics))
-        for (group, prefix), cells in rows.items():
-            cells.sort(key=lambda cell: cell[0])
-            start = 0
-            for end in range(1, len(cells) + 1):
-                if end == len(cells) or cells[end][0] != cells[end - 1][0] + 1:
-                    written.append((group, prefix + (self._write_run(group, prefix, cells[start:end]),)))
-                    start = end
-        return written
-
-    def _write_run(self, group, prefix, cells):
-        g = self._file[group]
-        seeds = slice(cells[0][0], cells[-1][0] + 1)
-        for name in cells[0][1]:
-            values = np.stack([np.asarray(m[name], dtype=np.float64) for _, m in cells])
-            # A swept parameter may shorten an extra dimension (e.g. fewer
-            # components); the rest of that axis stays NaN.
-            g[name][prefix + (seeds,) + tuple(slice(0, s) for s in values.shape[1:])] = values
-        return seeds
-
     def flush(self):
-        """Write queued cells, make them durable, then mark them done."""
-        if not self._pending:
-            return
-        written = self._write_pending()
-        self._file.flush()
-        for group, selection in written:
-            self._file[group]["done"][selection] = 1
-        self._file.flush()
-        self._pending.clear()
-        self._last_flush = time.monotonic()
+        """Append queued cells to the journal and make it durable; consolidate now and then."""
+        if self._pending:
+            with open(journal_path(self.path), "ab") as fh:
+                for cell in self._pending:
+                    fh.write(_encode_cell(*cell))
+                fh.flush()
+                os.fsync(fh.fileno())
+            self._pending.clear()
+        self._last_flush = now = time.monotonic()
+        if now - self._last_consolidation >= CONSOLIDATE_SECONDS:
+            consolidate(self.path)
+            self._last_consolidation = time.monotonic()
 
     def close(self, finished=False):
-        """Flush pending cells, stamp the finish time if complete, close."""
-        if self._file:
+        """Flush queued cells, move the journal into the file, stamp the finish time if complete."""
+        if self.path is not None:
             self.flush()
-            if finished:
-                self._file.attrs["finished"] = _now()
-            self._file.close()
-            self._file = None
+            consolidate(self.path, finished=finished)
+            self.path = None
 
 
 @dataclass(frozen=True)

@@ -85,3 +85,25 @@ def test_batched_cells_in_any_order_are_written_at_flush(tmp_path):
         assert np.all(group.data["counts"][a, s] == 10 * a + s)
     np.testing.assert_array_equal(group.done, expected_done)
     assert np.isnan(group.data["real_bpc"][0, 1]).all()
+
+
+def test_journal_survives_a_kill_and_a_torn_tail_is_ignored(tmp_path):
+    from hoi_fast.store import journal_path, read_journal
+
+    path = tmp_path / "r.h5"
+    writer = ResultsWriter(path, [layout()], {"k": 1}, flush_seconds=0)
+    for s in range(3):
+        writer.write_cell("ngram", (0, s), {"real_bpc": np.array([s, s], float), "counts": np.ones((2, 4))})
+    # killed here: no close(); the results file itself was never modified in place
+    assert not read_group(str(path), "ngram").done.any()
+    assert [cell[1] for cell in read_journal(str(path))] == [(0, 0), (0, 1), (0, 2)]
+    with open(journal_path(str(path)), "r+b") as fh:  # a kill in the middle of an append
+        fh.truncate(fh.seek(0, 2) - 7)
+    assert len(read_journal(str(path))) == 2
+    (tmp_path / "r.h5.consolidating").write_bytes(b"garbage from a kill during consolidation")
+    resumed = ResultsWriter(path, [layout()], {"k": 1})  # resume: intact journal cells become done
+    np.testing.assert_array_equal(resumed.done_mask("ngram")[0], [True, True, False])
+    resumed.close(finished=True)
+    group = read_group(str(path), "ngram")
+    np.testing.assert_array_equal(group.data["real_bpc"][0, 1], [1, 1])
+    assert group.provenance["finished"] and not (tmp_path / "r.h5.journal").exists()
