@@ -294,11 +294,7 @@ class NGramModel:
     def _sample(self, n, rng, ctx, temperature=1.0, top_k=0, top_p=1.0):
         out = np.empty(n, np.int32)
         if temperature == 1.0 and top_k == 0 and top_p == 1.0:
-            pcg = _pcg64_words(rng)
-            _k.sample(ctx, n, rng, pcg, self.order, self.vocab_size, self._sid, self.k,
-                      self._tables, self._csr, out)
-            if pcg.shape[0]:
-                _set_pcg64_words(rng, pcg)
+            _k.sample(ctx, n, rng, self.order, self.vocab_size, self._sid, self.k, self._tables, self._csr, out)
         else:
             _k.sample_biased(ctx, n, rng, self.order, self.vocab_size, self._sid, self.k,
                              temperature, top_k, top_p, self._tables, self._csr, out)
@@ -307,30 +303,6 @@ class NGramModel:
     def __repr__(self):
         return (f"NGramModel(order={self.order}, smoothing={self.smoothing!r}, "
                 f"vocab_size={self.vocab_size}, n_chars={self.n_chars}, support={self.support})")
-
-
-_WORD = (1 << 64) - 1
-
-
-def _pcg64_words(rng):
-    """State of a ``PCG64`` generator as uint64 ``(state hi, lo, inc hi, lo)``; empty otherwise.
-
-    The sampling kernel draws inline from these words (bit for bit as
-    ``rng.random()``, several times faster than a call through numba's
-    Generator) and :func:`_set_pcg64_words` hands the advanced state back.
-    """
-    if type(rng.bit_generator) is not np.random.PCG64:
-        return np.zeros(0, np.uint64)
-    st = rng.bit_generator.state["state"]
-    s, inc = st["state"], st["inc"]
-    return np.array([s >> 64, s & _WORD, inc >> 64, inc & _WORD], np.uint64)
-
-
-def _set_pcg64_words(rng, words):
-    """Write the state advanced by the kernel back into ``rng`` (its other fields unchanged)."""
-    state = rng.bit_generator.state
-    state["state"]["state"] = (int(words[0]) << 64) | int(words[1])
-    rng.bit_generator.state = state
 
 
 def summarize(logp):

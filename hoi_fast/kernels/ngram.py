@@ -72,9 +72,6 @@ sampled stream never dead-ends); an event ``C(h_k c) = 0`` has probability 0.
 """
 
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
 from hoi_fast._jit import jit
 
@@ -82,45 +79,6 @@ KNESER_NEY, ADD_K, MLE = 0, 1, 2
 SMOOTHING_IDS = {"kneser-ney": KNESER_NEY, "add-k": ADD_K, "mle": MLE}
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-# NumPy's PCG64 (XSL-RR 128/64) multiplier, high and low words
-_PCG_MUL_HI = np.uint64(2549297995355413924)
-_PCG_MUL_LO = np.uint64(4865540595714422341)
-_TWO_M53 = 1.0 / 9007199254740992.0
-
-
-@intrinsic
-def _mulhi(typingctx, a, b):
-    """High 64 bits of the 128-bit product of two uint64 (one ``mul`` instruction)."""
-    if not (a == types.uint64 and b == types.uint64):
-        return None
-
-    def codegen(context, builder, signature, args):
-        wide = ir.IntType(128)
-        prod = builder.mul(builder.zext(args[0], wide), builder.zext(args[1], wide))
-        return builder.trunc(builder.lshr(prod, ir.Constant(wide, 64)), ir.IntType(64))
-
-    return types.uint64(types.uint64, types.uint64), codegen
-
-
-@jit
-def _pcg64_random(sh, sl, ih, il):
-    """NumPy's ``PCG64`` ``random()`` inline: ``(u, new state high, new state low)``.
-
-    The 128-bit LCG step ``s = s * MUL + inc`` on (high, low) words, then the
-    XSL-RR output ``rotr(hi ^ lo, hi >> 58)`` and ``(x >> 11) * 2**-53``,
-    exactly as ``numpy/random/src/pcg64``.  Through numba's Generator each
-    draw is an opaque call into NumPy that the CPU cannot overlap with the
-    sampler's dependent loads; inline it is a few instructions off the
-    critical path (about half the cost of a sampled character).
-    """
-    lo = sl * _PCG_MUL_LO
-    hi = _mulhi(sl, _PCG_MUL_LO) + sh * _PCG_MUL_LO + sl * _PCG_MUL_HI
-    sl = lo + il
-    sh = hi + ih + (np.uint64(1) if sl < il else np.uint64(0))
-    x = sh ^ sl
-    r = sh >> np.uint64(58)
-    x = (x >> r) | (x << ((np.uint64(64) - r) & np.uint64(63)))
-    return (x >> np.uint64(11)) * _TWO_M53, sh, sl
 
 
 @jit
@@ -693,15 +651,7 @@ def _scan(u, lo, hi, weight):
 
 
 @jit
-def _uniform(rng, fast, sh, sl, ih, il):
-    """``rng.random()``, inline (:func:`_pcg64_random`) when ``fast``: ``(u, sh, sl)``."""
-    if fast:
-        return _pcg64_random(sh, sl, ih, il)
-    return rng.random(), sh, sl
-
-
-@jit
-def sample(context, n, rng, pcg, order, vocab_size, smoothing, k, tables, csr, out):
+def sample(context, n, rng, order, vocab_size, smoothing, k, tables, csr, out):
     """Sample ``n`` characters as one continuous stream after ``context``.
 
     Parameters
@@ -710,11 +660,6 @@ def sample(context, n, rng, pcg, order, vocab_size, smoothing, k, tables, csr, o
         Characters before the stream (only the last ``order - 1`` matter).
     n : int
     rng : numpy.random.Generator
-    pcg : ndarray, shape (4,) or (0,), uint64
-        If ``rng`` is a ``PCG64`` generator, its state ``(state >> 64, state
-        mod 2**64, inc >> 64, inc mod 2**64)``, advanced in place: the draws
-        are then made inline, bit for bit as ``rng.random()``, and the caller
-        writes the state back.  Empty: draws go through ``rng``.
     order, vocab_size, smoothing : int
     k : float
         The add-k pseudo-count.
@@ -743,56 +688,34 @@ def sample(context, n, rng, pcg, order, vocab_size, smoothing, k, tables, csr, o
     shift = 64 - bits
     h, d = _deepest(context_nodes(context, order, vocab_size, tables), order)
     kv = k * vocab_size
-    # the PCG64 state lives in registers for the whole stream
-    fast = pcg.shape[0] == 4
-    sh, sl, ih, il = np.uint64(0), np.uint64(0), np.uint64(0), np.uint64(0)
-    if fast:
-        sh, sl, ih, il = pcg[0], pcg[1], pcg[2], pcg[3]
-    # one loop per smoothing: the add-k and mle loops stay small enough for
-    # the CPU to overlap consecutive characters
-    if smoothing == KNESER_NEY:
-        sh, sl = _sample_kn(h, d, n, rng, fast, sh, sl, ih, il, order, vocab_size, tables, csr, out)
-    elif smoothing == ADD_K:
-        sh, sl = _sample_add_k(h, d, n, rng, fast, sh, sl, ih, il, order, vocab_size, k, tables, csr, out)
-    else:
-        sh, sl = _sample_mle(h, d, n, rng, fast, sh, sl, ih, il, order, vocab_size, tables, csr, out)
-    if fast:
-        pcg[0], pcg[1] = sh, sl
-    return out
-
-
-@jit
-def _draw_uniform_symbol(h, d, rng, fast, sh, sl, ih, il, order, vocab_size, table, mask, shift, sfx):
-    """The uniform component: ``(c, next h, next d, sh, sl)``."""
-    r, sh, sl = _uniform(rng, fast, sh, sl, ih, il)
-    c = min(np.int64(r * vocab_size), vocab_size - 1)
-    g, dy = _first_child(h, d, c, 0, vocab_size, table, mask, shift, sfx)
-    h, d = _context_after(g, dy, order, sfx)
-    return c, h, d, sh, sl
-
-
-@jit
-def _sample_kn(h, d, n, rng, fast, sh, sl, ih, il, order, vocab_size, tables, csr, out):
-    """:func:`sample`'s loop for kneser-ney; returns the PCG64 state words."""
-    table, bits, sfx, cnt, rec = tables
-    ctx_tot, child_start, child_char, child_wt, child_next = csr
-    mask = (np.int64(1) << bits) - 1
-    shift = 64 - bits
     for i in range(n):
         e = np.int64(-1)
         x, dx = h, d
-        # recursive mixture: discounted row of depth dx, else back off
-        while True:
+        if smoothing == KNESER_NEY:
+            # recursive mixture: discounted row of depth dx, else back off
+            while True:
+                t = ctx_tot[x]
+                if t > 0:
+                    e = _scan(rng.random() * t, child_start[x], child_start[x + 1], child_wt)
+                    if e >= 0:
+                        break
+                if dx == 0:
+                    break
+                x = sfx[x]
+                dx -= 1
+        elif smoothing == ADD_K:
+            t = ctx_tot[h] if d == order - 1 else 0.0
+            u = rng.random() * (t + kv)
+            if u < t:
+                e = _scan(u, child_start[h], child_start[h + 1], child_wt)
+        else:
+            # mle: the longest context that was followed by something
+            while ctx_tot[x] == 0 and dx > 0:
+                x = sfx[x]
+                dx -= 1
             t = ctx_tot[x]
             if t > 0:
-                r, sh, sl = _uniform(rng, fast, sh, sl, ih, il)
-                e = _scan(r * t, child_start[x], child_start[x + 1], child_wt)
-                if e >= 0:
-                    break
-            if dx == 0:
-                break
-            x = sfx[x]
-            dx -= 1
+                e = _scan(rng.random() * t, child_start[x], child_start[x + 1], child_wt)
         if e >= 0:
             c = child_char[e]
             g, dy = np.int64(-1), -1
@@ -802,69 +725,12 @@ def _sample_kn(h, d, n, rng, fast, sh, sl, ih, il, order, vocab_size, tables, cs
                 h, d = _context_after(g, dy, order, sfx)
             else:
                 h, d = child_next[e], min(dx + 1, order - 1)
-        else:
-            c, h, d, sh, sl = _draw_uniform_symbol(h, d, rng, fast, sh, sl, ih, il, order, vocab_size,
-                                                   table, mask, shift, sfx)
+        else:  # the uniform component (kneser-ney, add-k)
+            c = min(np.int64(rng.random() * vocab_size), vocab_size - 1)
+            g, dy = _first_child(h, d, c, 0, vocab_size, table, mask, shift, sfx)
+            h, d = _context_after(g, dy, order, sfx)
         out[i] = c
-    return sh, sl
-
-
-@jit
-def _sample_add_k(h, d, n, rng, fast, sh, sl, ih, il, order, vocab_size, k, tables, csr, out):
-    """:func:`sample`'s loop for add-k; returns the PCG64 state words."""
-    table, bits, sfx, cnt, rec = tables
-    ctx_tot, child_start, child_char, child_wt, child_next = csr
-    mask = (np.int64(1) << bits) - 1
-    shift = 64 - bits
-    kv = k * vocab_size
-    for i in range(n):
-        t = ctx_tot[h] if d == order - 1 else 0.0
-        r, sh, sl = _uniform(rng, fast, sh, sl, ih, il)
-        u = r * (t + kv)
-        e = _scan(u, child_start[h], child_start[h + 1], child_wt) if u < t else np.int64(-1)
-        if e >= 0:  # from the deepest context's row: d == order - 1
-            c = child_char[e]
-            h = child_next[e]
-        else:
-            c, h, d, sh, sl = _draw_uniform_symbol(h, d, rng, fast, sh, sl, ih, il, order, vocab_size,
-                                                   table, mask, shift, sfx)
-        out[i] = c
-    return sh, sl
-
-
-@jit
-def _sample_mle(h, d, n, rng, fast, sh, sl, ih, il, order, vocab_size, tables, csr, out):
-    """:func:`sample`'s loop for mle; returns the PCG64 state words."""
-    table, bits, sfx, cnt, rec = tables
-    ctx_tot, child_start, child_char, child_wt, child_next = csr
-    mask = (np.int64(1) << bits) - 1
-    shift = 64 - bits
-    for i in range(n):
-        e = np.int64(-1)
-        x, dx = h, d
-        # the longest context that was followed by something
-        while ctx_tot[x] == 0 and dx > 0:
-            x = sfx[x]
-            dx -= 1
-        t = ctx_tot[x]
-        if t > 0:
-            r, sh, sl = _uniform(rng, fast, sh, sl, ih, il)
-            e = _scan(r * t, child_start[x], child_start[x + 1], child_wt)
-        if e >= 0:
-            c = child_char[e]
-            if dx == d:
-                h, d = child_next[e], min(d + 1, order - 1)
-            else:  # drawn from a shorter context: a deeper one may continue with c
-                g, dy = _first_child(h, d, c, dx + 1, vocab_size, table, mask, shift, sfx)
-                if g >= 0:
-                    h, d = _context_after(g, dy, order, sfx)
-                else:
-                    h, d = child_next[e], min(dx + 1, order - 1)
-        else:  # empty model only (the API never trains on an empty text)
-            c, h, d, sh, sl = _draw_uniform_symbol(h, d, rng, fast, sh, sl, ih, il, order, vocab_size,
-                                                   table, mask, shift, sfx)
-        out[i] = c
-    return sh, sl
+    return out
 
 
 @jit
