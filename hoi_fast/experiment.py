@@ -38,7 +38,7 @@ every training set as ``train_size``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -161,13 +161,6 @@ def real_count(alpha, n):
 def synthetic_count(alpha, n):
     """Number of synthetic items ``n - m`` for a training set of size ``n``."""
     return n - real_count(alpha, n)
-
-
-@dataclass
-class CellResult:
-    """Metrics of one cell, each an array with a leading generation axis."""
-
-    metrics: dict = field(default_factory=dict)
 
 
 def real_parts(experiment, pool, m, rng):

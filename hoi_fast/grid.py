@@ -33,7 +33,14 @@ from hoi_fast.config import (
 from hoi_fast.executors import EXECUTORS, open_executor
 from hoi_fast.experiment import REGIMES, cell_metric_specs
 from hoi_fast.runner import Block, make_experiment, run_block
-from hoi_fast.store import GroupLayout, ResultsFileError, ResultsWriter, done_masks, stored_config
+from hoi_fast.store import (
+    GroupLayout,
+    ResultsFileError,
+    ResultsWriter,
+    check_resumable,
+    done_masks,
+    holds_config,
+)
 
 DEFAULT_OUT = "hoi_results.h5"
 DEFAULT_ALPHAS = 50
@@ -388,19 +395,15 @@ def estimate_seconds(config, blocks, jobs):
     return work / max(1, min(jobs, len(blocks) or 1)), per_cell
 
 
-def _done_masks(config, out):
-    if not out or not os.path.exists(out):
-        return {name: np.zeros((len(config.alphas),) + tuple(len(s.values) for s in config.sweeps_for(name))
-                               + (config.seeds,), bool) for name in config.experiments}
-    return done_masks(out, config.experiments)
+def _no_done_masks(config):
+    return {name: np.zeros((len(config.alphas),) + tuple(len(s.values) for s in config.sweeps_for(name))
+                           + (config.seeds,), bool) for name in config.experiments}
 
 
 def dry_run(config, out, jobs):
     """Print the grid size, what is done and an estimated time; write nothing."""
-    resumable = False
-    if os.path.exists(out):
-        resumable = stored_config(out) == run_identity(config)
-    done = _done_masks(config, out) if resumable else _done_masks(config, "")
+    resumable = os.path.exists(out) and holds_config(out, run_identity(config))
+    done = done_masks(out, config.experiments) if resumable else _no_done_masks(config)
     blocks = pending_blocks(config, done)
     n_cells = sum(cell_count(config, name) for name in config.experiments)
     n_done = sum(int(m.sum()) for m in done.values())
@@ -447,13 +450,11 @@ def run(config, out, jobs=1, overwrite=False, command_line="", quiet=False, exec
     """
     layouts = layouts_for(config)
     identity = run_identity(config)
-    if os.path.exists(out) and not overwrite and stored_config(out) != identity:
-        raise ResultsFileError(
-            f"`--out` {out} holds results of a different configuration; "
-            "pass --overwrite to replace it or choose another --out")
-    pool = open_executor(executor, jobs, scheduler) if isinstance(executor, str) else nullcontext(executor)
+    if not overwrite:
+        check_resumable(out, identity)
     # The executor is up before the file is touched: a failure to start it writes nothing.
-    with pool as pool:
+    with (open_executor(executor, jobs, scheduler) if isinstance(executor, str)
+          else nullcontext(executor)) as pool:
         writer = ResultsWriter(out, layouts, identity, command_line, overwrite=overwrite,
                                flush_seconds=flush_seconds)
         try:

@@ -269,6 +269,20 @@ def done_masks(path, groups):
     return masks
 
 
+def holds_config(path, config):
+    """True if the results file ``path`` was written for ``config`` (a JSON-ready dict)."""
+    return stored_config(path) == json.loads(json.dumps(config, sort_keys=True))
+
+
+def check_resumable(path, config):
+    """Raise ResultsFileError unless ``path`` is absent or holds ``config``."""
+    if os.path.exists(path) and not holds_config(path, config):
+        raise ResultsFileError(
+            f"`--out` {path} holds results of a different configuration; "
+            "pass --overwrite to replace it or choose another --out"
+        )
+
+
 class ResultsWriter:
     """Single writer of a results file that a kill at any moment cannot damage.
 
@@ -300,11 +314,7 @@ class ResultsWriter:
         self.flush_seconds = flush_seconds
         config_json = json.dumps(config, sort_keys=True)
         if os.path.exists(self.path) and not overwrite:
-            if json.loads(json.dumps(stored_config(self.path))) != json.loads(config_json):
-                raise ResultsFileError(
-                    f"`--out` {self.path} holds results of a different configuration; "
-                    "pass --overwrite to replace it or choose another --out"
-                )
+            check_resumable(self.path, config)
             consolidate(self.path)  # a killed run's journal: keep its intact cells
         else:
             self._create(layouts, config_json, command_line)
