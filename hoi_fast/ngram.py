@@ -139,12 +139,12 @@ class NGramModel:
         n, table, bits, parent, char, depth, sfx, cnt = _k.build(
             codes, starts, ends, order, vocab_size, max_nodes)
         parent, char, depth, sfx, cnt = (a[:n] for a in (parent, char, depth, sfx, cnt))
-        cont, rec, *csr = _k.finalize(n, order, vocab_size, self._sid, k, discount,
-                                      parent, char, depth, sfx, cnt)
+        cont, rec, rows, row_after = _k.finalize(n, order, vocab_size, self._sid, k, discount,
+                                                 parent, char, depth, sfx, cnt)
         self._n_nodes = n
         self._parent, self._char, self._depth, self._cont, self._cnt = parent, char, depth, cont, cnt
-        self._tables = (table, bits, sfx, cnt, rec)
-        self._csr = tuple(csr)
+        self._tables = (_k.child_index(table, bits, n, parent, char, vocab_size), bits, sfx, cnt, rec)
+        self._rows, self._row_after = rows, row_after
 
     # -- counts -------------------------------------------------------------
 
@@ -294,10 +294,11 @@ class NGramModel:
     def _sample(self, n, rng, ctx, temperature=1.0, top_k=0, top_p=1.0):
         out = np.empty(n, np.int32)
         if temperature == 1.0 and top_k == 0 and top_p == 1.0:
-            _k.sample(ctx, n, rng, self.order, self.vocab_size, self._sid, self.k, self._tables, self._csr, out)
+            _k.sample(ctx, n, rng, self.order, self.vocab_size, self._sid, self.k, self._tables,
+                      self._rows, self._row_after, out)
         else:
             _k.sample_biased(ctx, n, rng, self.order, self.vocab_size, self._sid, self.k,
-                             temperature, top_k, top_p, self._tables, self._csr, out)
+                             temperature, top_k, top_p, self._tables, self._rows, self._row_after, out)
         return out
 
     def __repr__(self):

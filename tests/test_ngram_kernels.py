@@ -258,6 +258,24 @@ def test_sampled_stream_equals_the_documented_sampler_draw_for_draw(smoothing, o
         np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("smoothing", SMOOTHINGS)
+@pytest.mark.parametrize("order, n", [(5, 2500), (3, 2500), (5, 4), (3, 1), (2, 0)])
+def test_block_drawn_uniforms_leave_the_generator_where_one_call_each_would(smoothing, order, n):
+    """Uniforms are drawn ahead in blocks (several refills in a long stream, one by one
+    in the last characters): the stream and the generator's next draw equal the
+    transcribed sampler's, which calls ``rng.random()`` once per uniform."""
+    rng = np.random.default_rng(60 + order)
+    text = skewed_text(rng, 900, 8)
+    parts = [text[:500], text[500:]]
+    model = ngram.train(parts, order, smoothing, vocab_size=9, k=0.7, discount=0.6)
+    ctx = text[:order - 1]
+    ours_rng, ref_rng = np.random.default_rng(8), np.random.default_rng(8)
+    ours = model.sample(n, ours_rng, context=ctx)
+    theirs = reference_stream(parts, order, smoothing, 9, 0.7, 0.6, ctx, n, ref_rng)
+    np.testing.assert_array_equal(ours, theirs)
+    assert ours_rng.random() == ref_rng.random()
+
+
 def test_counts_survive_table_and_array_growth_across_many_segments():
     """Enough distinct grams to grow the hash table and the per-node arrays several
     times, with growth stops falling inside segments and at their starts."""

@@ -29,8 +29,9 @@ character.  Counting, ``add-k``/``mle`` scoring and sampling keep only the
 *deepest context* (the longest suffix of the history, at most ``N - 1``
 characters, that occurs in training) and reach the shorter ones through its
 suffix chain when needed; counting increments only the longest gram ending at
-each position and adds counts into suffixes afterwards.  Sampling follows a
-precomputed next-context per CSR entry instead of a hash probe.
+each position and adds counts into suffixes afterwards.  Sampling reads
+packed *rows* (below) and follows a precomputed next row per entry instead
+of a hash probe.
 
 Derived statistics (:func:`finalize`)
 -------------------------------------
@@ -43,8 +44,11 @@ Derived statistics (:func:`finalize`)
   ``tot_kn[h] = sum_c w[h c]`` and ``nfol_kn[h] = #{c : w[h c] > 0}``.
 * Per node a record ``rec[g] = (child term, context term)`` of the chosen
   smoothing, so scoring reads one record per order (see :func:`finalize`).
-* Children of every node in CSR order (grouped by parent, by first
-  occurrence within a parent) with their characters and sampling weights.
+* ``rows``: for every context (node of depth < N) a header record followed
+  by one record per child, in order of first occurrence (see
+  :func:`finalize`).  A draw reads one header and scans contiguous records,
+  and each record names the row to draw the next character from, so a
+  sampled character usually costs one cache miss instead of one per array.
 
 Smoothing (``h`` the N - 1 characters before ``c``; ``h_k`` its last ``k - 1``)
 ------------------------------------------------------------------------------
@@ -79,6 +83,13 @@ KNESER_NEY, ADD_K, MLE = 0, 1, 2
 SMOOTHING_IDS = {"kneser-ney": KNESER_NEY, "add-k": ADD_K, "mle": MLE}
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_NO_STOP = np.int64(2**62)  # a stop for :func:`_walk` that is never reached
+_BLOCK = 1024  # uniforms drawn ahead at a time by :func:`sample` (8 KiB: stays in L1)
+
+#: One record of the sampling rows (see :func:`finalize`): a header
+#: ``(context total, end of row, -, context node)`` or an entry
+#: ``(sampling weight, next row, character, next context node)``.
+ROW = np.dtype([("weight", np.float64), ("link", np.int32), ("symbol", np.int32)], align=True)
 
 
 @jit
@@ -90,7 +101,12 @@ def _slot(key, shift):
 @jit
 def _find(table, mask, shift, key):
     """Node stored under ``key`` in the interleaved hash ``table``, or -1."""
-    s = _slot(key, shift)
+    return _probe(table, mask, _slot(key, shift), key)
+
+
+@jit
+def _probe(table, mask, s, key):
+    """:func:`_find` from ``key``'s home slot ``s``."""
     while True:
         k = table[2 * s]
         if k == key:
@@ -98,6 +114,62 @@ def _find(table, mask, shift, key):
         if k == -1:
             return -1
         s = (s + 1) & mask
+
+
+@jit
+def _filter_bit(key, bits):
+    """Bit of ``key`` in the child filter: its home slot (``bits`` bits) and 3 more hash bits."""
+    return np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(61 - bits))
+
+
+@jit
+def child_index(table, bits, n_nodes, parent, char, vocab_size):
+    """The final hash table (``bits``, see :func:`build`) with two look-up aids appended.
+
+    Returns
+    -------
+    ndarray, shape (2 * 2 ** bits + 2 ** (bits - 3) + vocab_size,), int64
+        ``table``, then a filter of ``2 ** (bits + 3)`` bits (8 per slot, in
+        int64 words) where bit :func:`_filter_bit` of every stored key is
+        set, so a clear bit proves a gram absent without touching the table,
+        then the node of the 1-gram of each symbol (-1 if it never occurs).
+        One array, so the look-up (:func:`_child`) takes one array argument
+        and stays small enough for LLVM to inline into the per-character
+        loops.
+    """
+    cap = np.int64(1) << bits
+    base = 2 * cap
+    index = np.zeros(base + cap // 8 + vocab_size, np.int64)
+    index[:base] = table
+    uni = base + cap // 8
+    index[uni:] = -1
+    for g in range(1, n_nodes):
+        if parent[g] == 0:
+            index[uni + char[g]] = g
+        f = _filter_bit(parent[g] * vocab_size + char[g], bits)
+        index[base + (f >> 6)] |= np.int64(1) << (f & 63)
+    return index
+
+
+@jit
+def _child(y, c, vocab_size, index, bits):
+    """Node of the gram ``y c`` (context node ``y``, symbol ``c``), or -1.
+
+    ``index`` is from :func:`child_index`.  A child of the root is read
+    from its 1-gram array; otherwise the filter (1/16 the size of the table,
+    so it stays in cache) rules out most absent grams before the table is
+    probed.  Sampling's look-ups are mostly for absent grams (which deeper
+    contexts continue with a back-off character), so this saves a cache
+    miss per level.
+    """
+    cap = np.int64(1) << bits
+    if y == 0:
+        return index[2 * cap + cap // 8 + c]
+    key = y * vocab_size + c
+    f = _filter_bit(key, bits)
+    if not (index[2 * cap + (f >> 6)] >> (f & 63)) & 1:
+        return np.int64(-1)
+    return _probe(index, cap - 1, f >> 3, key)
 
 
 @jit
@@ -330,21 +402,22 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
           and ``D * nfol_kn(g) / tot_kn(g)`` (1 if ``tot_kn(g) = 0``: full back-off);
         * add-k: ``(C(g) + k) / (tot_raw(h) + k V)`` and ``k / (tot_raw(g) + k V)``;
         * mle: ``C(g) / tot_raw(h)`` and ``1.0`` if ``tot_raw(g) > 0`` else ``0.0``.
-    ctx_tot : ndarray, shape (n_nodes,), float64
-        Context total used by sampling: ``tot_kn`` (kneser-ney) or ``tot_raw``.
-    child_start : ndarray, shape (n_nodes + 1,), int64
-        Children of ``h`` are CSR entries ``child_start[h]:child_start[h + 1]``
-        (in order of first occurrence).
-    child_char : ndarray, shape (n_nodes - 1,), int64
-    child_wt : ndarray, shape (n_nodes - 1,), float64
-        Sampling weight of each entry: ``max(w - D, 0)`` (kneser-ney) or ``C``.
-    child_next : ndarray, shape (n_nodes - 1,), int64
-        The context after drawing the entry's character from its parent's
-        row: the entry's node ``g`` if ``depth(g) < order``, else ``sfx[g]``
-        (a context has at most ``order - 1`` characters).  This is the
-        deepest context of the extended history whenever the row drawn from
-        is the deepest context's (see :func:`sample`), so the sampler follows
-        an array instead of a hash look-up.
+    rows : ndarray, shape (R,), :data:`ROW`
+        The sampling rows.  Context ``h`` (a node of depth < ``order``) owns
+        the records ``row_after[h] .. end``: a header ``(weight, symbol,
+        link) = (T(h), h, end)`` with ``T`` the context total used by
+        sampling (``tot_kn`` for kneser-ney, else ``tot_raw``), then one
+        record per child ``g`` (in order of first occurrence) holding its
+        sampling weight (``max(w(g) - D, 0)`` for kneser-ney, else
+        ``C(g)``), its character and ``row_after[g]``.
+        ``R = #contexts + n_nodes - 1``.
+    row_after : ndarray, shape (n_nodes,), int64
+        The row to draw from once gram ``g`` ends the history: ``g``'s own
+        row if ``depth(g) < order``, else the row of ``sfx[g]`` (a context
+        has at most ``order - 1`` characters).  This is the deepest context
+        of the extended history whenever the row drawn from is the deepest
+        context's (see :func:`sample`), so the sampler follows a record
+        instead of a hash look-up.
     """
     cont = np.zeros(n_nodes, np.int64)
     for g in range(1, n_nodes):
@@ -354,7 +427,7 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
     tot_raw = np.zeros(n_nodes, np.int64)
     tot_kn = np.zeros(n_nodes, np.int64)
     nfol_kn = np.zeros(n_nodes, np.int64)
-    child_start = np.zeros(n_nodes + 1, np.int64)
+    n_children = np.zeros(n_nodes, np.int64)
     w[0] = 0
     for g in range(1, n_nodes):
         wg = cnt[g] if depth[g] == order else cont[g]
@@ -364,9 +437,8 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
         tot_kn[p] += wg
         if wg > 0:
             nfol_kn[p] += 1
-        child_start[p + 1] += 1
+        n_children[p] += 1
     rec = np.empty((n_nodes, 2), np.float64)
-    ctx_tot = np.empty(n_nodes, np.float64)
     kv = k * vocab_size
     for g in range(n_nodes):
         p = parent[g]
@@ -376,33 +448,49 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
                 a = max(w[g] - discount, 0.0) / tot_kn[p]
             rec[g, 0] = a
             rec[g, 1] = discount * nfol_kn[g] / tot_kn[g] if tot_kn[g] > 0 else 1.0
-            ctx_tot[g] = tot_kn[g]
         elif smoothing == ADD_K:
             rec[g, 0] = (cnt[g] + k) / (tot_raw[p] + kv) if g > 0 else 0.0
             rec[g, 1] = k / (tot_raw[g] + kv)
-            ctx_tot[g] = tot_raw[g]
         else:
             rec[g, 0] = cnt[g] / tot_raw[p] if g > 0 else 0.0
             rec[g, 1] = 1.0 if tot_raw[g] > 0 else 0.0
-            ctx_tot[g] = tot_raw[g]
-    for h in range(n_nodes):
-        child_start[h + 1] += child_start[h]
-    fill = child_start[:n_nodes].copy()
-    n_children = max(n_nodes - 1, 0)
-    child_char = np.empty(n_children, np.int64)
-    child_wt = np.empty(n_children, np.float64)
-    child_next = np.empty(n_children, np.int64)
-    for g in range(1, n_nodes):
-        e = fill[parent[g]]
-        fill[parent[g]] = e + 1
-        child_char[e] = char[g]
-        child_wt[e] = max(w[g] - discount, 0.0) if smoothing == KNESER_NEY else cnt[g]
-        child_next[e] = sfx[g] if depth[g] == order else g
-    return cont, rec, ctx_tot, child_start, child_char, child_wt, child_next
+    rows, row_after = _pack_rows(n_nodes, order, smoothing, discount, char, depth, sfx, cnt, parent, w,
+                                 tot_kn if smoothing == KNESER_NEY else tot_raw, n_children)
+    return cont, rec, rows, row_after
 
 
 @jit
-def _advance(prev, cur, c, top, vocab_size, table, mask, shift, sfx):
+def _pack_rows(n_nodes, order, smoothing, discount, char, depth, sfx, cnt, parent, w, total, n_children):
+    """:func:`finalize`'s ``rows`` and ``row_after`` (contexts in node order)."""
+    row_after = np.empty(n_nodes, np.int64)
+    size = 0
+    for g in range(n_nodes):
+        if depth[g] < order:
+            row_after[g] = size
+            size += 1 + n_children[g]
+    for g in range(n_nodes):
+        if depth[g] == order:
+            row_after[g] = row_after[sfx[g]]
+    rows = np.empty(size, ROW)
+    fill = np.empty(n_nodes, np.int64)  # next free record of each context's row
+    for h in range(n_nodes):
+        if depth[h] < order:
+            o = row_after[h]
+            rows[o].weight = total[h]
+            rows[o].link = o + 1 + n_children[h]
+            rows[o].symbol = h
+            fill[h] = o + 1
+    for g in range(1, n_nodes):
+        e = fill[parent[g]]
+        fill[parent[g]] = e + 1
+        rows[e].weight = max(w[g] - discount, 0.0) if smoothing == KNESER_NEY else cnt[g]
+        rows[e].link = row_after[g]
+        rows[e].symbol = char[g]
+    return rows, row_after
+
+
+@jit
+def _advance(prev, cur, c, top, vocab_size, index, bits, sfx):
     """Nodes ``cur[1..top]`` of the grams ending at ``c`` (-1 when unseen).
 
     ``prev[m]`` holds the node of the m-gram ending just before ``c`` (-1 when
@@ -413,7 +501,7 @@ def _advance(prev, cur, c, top, vocab_size, table, mask, shift, sfx):
     while m >= 1:
         h = prev[m - 1]
         if h >= 0:
-            g = _find(table, mask, shift, h * vocab_size + c)
+            g = _child(h, c, vocab_size, index, bits)
             if g >= 0:
                 cur[m] = g
                 break
@@ -461,7 +549,7 @@ def _deepest(prev, order):
 
 
 @jit
-def _first_child(h, d, c, lo, vocab_size, table, mask, shift, sfx):
+def _first_child(h, d, c, lo, vocab_size, index, bits, sfx):
     """First gram ``y c`` that exists, for ``y`` on the suffix chain of ``h``.
 
     ``h`` has depth ``d``; the chain is walked deepest first down to depth
@@ -469,7 +557,7 @@ def _first_child(h, d, c, lo, vocab_size, table, mask, shift, sfx):
     """
     y, dy = h, d
     while dy >= lo:
-        g = _find(table, mask, shift, y * vocab_size + c)
+        g = _child(y, c, vocab_size, index, bits)
         if g >= 0:
             return g, dy
         if dy == 0:
@@ -501,9 +589,7 @@ def _score_chain(codes, starts, ends, order, vocab_size, smoothing, tables, logp
     training) and its depth ``d``: one hash probe per character when the
     history's continuation was seen, and no walk over every level.
     """
-    table, bits, sfx, cnt, rec = tables
-    mask = (np.int64(1) << bits) - 1
-    shift = 64 - bits
+    index, bits, sfx, cnt, rec = tables
     uniform = 1.0 / vocab_size
     out = 0
     for s in range(starts.shape[0]):
@@ -511,7 +597,7 @@ def _score_chain(codes, starts, ends, order, vocab_size, smoothing, tables, logp
         h, d = np.int64(0), 0
         for j in range(a, ends[s]):
             c = np.int64(codes[j])
-            g, dy = _first_child(h, d, c, 0, vocab_size, table, mask, shift, sfx)
+            g, dy = _first_child(h, d, c, 0, vocab_size, index, bits, sfx)
             if j - a >= order - 1:
                 top = g if (d == order - 1 and dy == d) else np.int64(-1)
                 if smoothing == ADD_K:
@@ -546,7 +632,8 @@ def score(codes, starts, ends, order, vocab_size, smoothing, tables, logp, top_c
         when ``j - a >= order - 1``.
     order, vocab_size, smoothing : int
     tables : tuple
-        ``(table, bits, sfx, cnt, rec)`` from :func:`build` and :func:`finalize`.
+        ``(index, bits, sfx, cnt, rec)`` from :func:`build`,
+        :func:`child_index` and :func:`finalize`.
     logp : ndarray, shape (P,), float64
         Output, in scoring order (segment by segment); ``-inf`` for a
         probability-0 event (``mle`` only).
@@ -561,9 +648,7 @@ def score(codes, starts, ends, order, vocab_size, smoothing, tables, logp, top_c
     if smoothing != KNESER_NEY:
         return _score_chain(codes, starts, ends, order, vocab_size, smoothing, tables, logp, top_count)
     # kneser-ney interpolates every level: keep the nodes of all of them
-    table, bits, sfx, cnt, rec = tables
-    mask = (np.int64(1) << bits) - 1
-    shift = 64 - bits
+    index, bits, sfx, cnt, rec = tables
     prev = np.empty(order + 1, np.int64)
     cur = np.empty(order + 1, np.int64)
     out = 0
@@ -574,7 +659,7 @@ def score(codes, starts, ends, order, vocab_size, smoothing, tables, logp, top_c
         for j in range(a, ends[s]):
             c = np.int64(codes[j])
             top = min(order, j - a + 1)
-            _advance(prev, cur, c, top, vocab_size, table, mask, shift, sfx)
+            _advance(prev, cur, c, top, vocab_size, index, bits, sfx)
             if j - a >= order - 1:
                 p = _prob(prev, cur, order, vocab_size, smoothing, rec)
                 logp[out] = np.log(p) if p > 0 else -np.inf
@@ -596,15 +681,13 @@ def context_nodes(context, order, vocab_size, tables):
         Entry ``m`` is the node of the last ``m`` characters of ``context``;
         -1 if that gram never occurred or ``m > len(context)``.
     """
-    table, bits, sfx, cnt, rec = tables
-    mask = (np.int64(1) << bits) - 1
-    shift = 64 - bits
+    index, bits, sfx, cnt, rec = tables
     prev = np.full(order + 1, -1, np.int64)
     cur = np.full(order + 1, -1, np.int64)
     prev[0] = 0
     for j in range(context.shape[0]):
         top = min(order, j + 1)
-        _advance(prev, cur, np.int64(context[j]), top, vocab_size, table, mask, shift, sfx)
+        _advance(prev, cur, np.int64(context[j]), top, vocab_size, index, bits, sfx)
         for q in range(top + 1, order + 1):
             cur[q] = -1
         prev, cur = cur, prev
@@ -618,9 +701,7 @@ def next_probs(context, order, vocab_size, smoothing, tables):
     Only the last ``order - 1`` characters of ``context`` matter; a shorter
     context backs off as if the missing characters were unseen.
     """
-    table, bits, sfx, cnt, rec = tables
-    mask = (np.int64(1) << bits) - 1
-    shift = 64 - bits
+    index, bits, sfx, cnt, rec = tables
     prev = context_nodes(context, order, vocab_size, tables)
     # a context longer than order - 1 keeps only its last order - 1 characters
     prev[order] = -1
@@ -628,7 +709,7 @@ def next_probs(context, order, vocab_size, smoothing, tables):
     out = np.empty(vocab_size, np.float64)
     top = min(order, context.shape[0] + 1)
     for c in range(vocab_size):
-        _advance(prev, cur, np.int64(c), top, vocab_size, table, mask, shift, sfx)
+        _advance(prev, cur, np.int64(c), top, vocab_size, index, bits, sfx)
         for q in range(top + 1, order + 1):
             cur[q] = -1
         out[c] = _prob(prev, cur, order, vocab_size, smoothing, rec)
@@ -636,22 +717,45 @@ def next_probs(context, order, vocab_size, smoothing, tables):
 
 
 @jit
-def _scan(u, lo, hi, weight):
-    """CSR entry where ``u`` runs out, subtracting ``weight`` in row order.
+def _scan(u, o, rows):
+    """Entry of row ``o`` where ``u`` runs out, subtracting weights in row order.
 
     Returns -1 if ``u`` outlasts every entry (the caller's back-off branch).
     With integer weights (counts) every subtraction is exact, so this is
     inversion of the row's cumulative counts.
     """
-    for e in range(lo, hi):
-        u -= weight[e]
+    for e in range(o + 1, rows[o].link):
+        u -= rows[e].weight
         if u < 0:
             return e
     return -1
 
 
 @jit
-def sample(context, n, rng, order, vocab_size, smoothing, k, tables, csr, out):
+def _uniform(source, buf, used, drawn):
+    """Uniform number ``used`` of the stream: ``buf[used]``, or ``source.random()``
+    once the buffer is spent (``source`` None: the caller guarantees it is not)."""
+    if source is None:
+        return buf[used]
+    return buf[used] if used < drawn else source.random()
+
+
+@jit
+def _refill(rng, buf, used, drawn, m):
+    """Move ``buf[used:drawn]`` to the front and append the next ``m`` uniforms of ``rng``.
+
+    Returns the new ``drawn``.
+    """
+    left = drawn - used
+    for j in range(left):
+        buf[j] = buf[used + j]
+    for j in range(left, left + m):
+        buf[j] = rng.random()
+    return left + m
+
+
+@jit
+def sample(context, n, rng, order, vocab_size, smoothing, k, tables, rows, row_after, out):
     """Sample ``n`` characters as one continuous stream after ``context``.
 
     Parameters
@@ -665,103 +769,167 @@ def sample(context, n, rng, order, vocab_size, smoothing, k, tables, csr, out):
         The add-k pseudo-count.
     tables : tuple
         As in :func:`score`.
-    csr : tuple
-        ``(ctx_tot, child_start, child_char, child_wt, child_next)`` from
-        :func:`finalize`.
+    rows, row_after : ndarray
+        From :func:`finalize`.
     out : ndarray, shape (n,), int32
         Output codes.
 
     Notes
     -----
     The state is the deepest context ``h`` (longest suffix of the history,
-    at most ``order - 1`` characters, that occurs in training) and its depth
-    ``d``; the shorter contexts are its suffix chain.  A draw walks the
-    mixture from ``h`` down (one uniform per row tried, rows scanned in
-    first-occurrence order).  When the character comes from ``h``'s own row
-    the next state is ``child_next`` of the entry, with no hash look-up; only
-    a back-off draw (kneser-ney's lower orders, the uniform component) looks
-    up which deeper contexts continue with the character.
+    at most ``order - 1`` characters, that occurs in training) with its row
+    ``o`` and depth ``d``; the shorter contexts are its suffix chain.  A
+    draw walks the mixture from ``h`` down (one uniform per row tried, rows
+    scanned in first-occurrence order).  When the character comes from
+    ``h``'s own row, the common case, the next row and context are read from
+    the entry; only a back-off draw (kneser-ney's lower orders, mle's
+    fallback, the uniform component) looks up which deeper contexts continue
+    with the character.
+
+    The uniforms are ``rng.random()`` in order, drawn ahead in blocks so the
+    walk itself makes no calls: every character takes at least one, so
+    drawing as many as there are characters still to come never draws more
+    than the stream consumes.  Only the last few characters (fewer than the
+    most one character can take, ``order + 1``) draw theirs one by one, and
+    ``rng`` ends exactly where one call per uniform would leave it.
     """
-    table, bits, sfx, cnt, rec = tables
-    ctx_tot, child_start, child_char, child_wt, child_next = csr
-    mask = (np.int64(1) << bits) - 1
-    shift = 64 - bits
     h, d = _deepest(context_nodes(context, order, vocab_size, tables), order)
+    o = row_after[h]
     kv = k * vocab_size
-    for i in range(n):
-        e = np.int64(-1)
-        x, dx = h, d
-        if smoothing == KNESER_NEY:
-            # recursive mixture: discounted row of depth dx, else back off
-            while True:
-                t = ctx_tot[x]
-                if t > 0:
-                    e = _scan(rng.random() * t, child_start[x], child_start[x + 1], child_wt)
-                    if e >= 0:
-                        break
-                if dx == 0:
-                    break
-                x = sfx[x]
-                dx -= 1
-        elif smoothing == ADD_K:
-            t = ctx_tot[h] if d == order - 1 else 0.0
-            u = rng.random() * (t + kv)
-            if u < t:
-                e = _scan(u, child_start[h], child_start[h + 1], child_wt)
-        else:
-            # mle: the longest context that was followed by something
-            while ctx_tot[x] == 0 and dx > 0:
-                x = sfx[x]
-                dx -= 1
-            t = ctx_tot[x]
-            if t > 0:
-                e = _scan(rng.random() * t, child_start[x], child_start[x + 1], child_wt)
-        if e >= 0:
-            c = child_char[e]
-            g, dy = np.int64(-1), -1
-            if dx < d:  # drawn from a shorter context: a deeper one may continue with c
-                g, dy = _first_child(h, d, c, dx + 1, vocab_size, table, mask, shift, sfx)
-            if g >= 0:
-                h, d = _context_after(g, dy, order, sfx)
-            else:
-                h, d = child_next[e], min(dx + 1, order - 1)
-        else:  # the uniform component (kneser-ney, add-k)
-            c = min(np.int64(rng.random() * vocab_size), vocab_size - 1)
-            g, dy = _first_child(h, d, c, 0, vocab_size, table, mask, shift, sfx)
-            h, d = _context_after(g, dy, order, sfx)
-        out[i] = c
+    need = order + 1
+    buf = np.empty(max(_BLOCK, need), np.float64)
+    i, used, drawn = 0, 0, 0
+    while i < n:
+        left = drawn - used
+        drawn = _refill(rng, buf, used, drawn, max(min(n - i, buf.shape[0]) - left, 0))
+        used = 0
+        if drawn < need:
+            break
+        i, o, h, d, used = _walk(None, buf, used, drawn, drawn - need, i, n, o, h, d, order, vocab_size,
+                                 smoothing, kv, tables, rows, row_after, out)
+    _walk(rng, buf, used, drawn, _NO_STOP, i, n, o, h, d, order, vocab_size, smoothing, kv, tables, rows, row_after, out)
     return out
 
 
 @jit
-def _dense_probs(prev, order, vocab_size, smoothing, k, rec, ctx_tot, child_start, child_char, child_wt, p):
-    """Fill ``p`` (shape (V,)) with ``p(. | context)`` read from the CSR rows (the same formulas)."""
+def _walk(source, buf, used, drawn, stop, i, n, o, h, d, order, vocab_size, smoothing, kv, tables, rows,
+          row_after, out):
+    """Characters ``i, i + 1, ...`` of :func:`sample` while ``i < n`` and ``used <= stop``.
+
+    Uniforms come from ``buf[used:drawn]`` (then from ``source``, see
+    :func:`_uniform`).  Returns ``(i, o, h, d, used)``.
+    """
+    index, bits, sfx, cnt, rec = tables
+    while i < n and used <= stop:
+        # a run of the common case: the character comes from the deepest
+        # context's own row (one scan, then the entry names the next row)
+        run = i
+        while i < n and used <= stop and used < drawn:
+            u = buf[used]
+            if smoothing == ADD_K:
+                if d < order - 1:  # an unseen context: p is uniform
+                    break
+                t = rows[o].weight
+                u *= t + kv
+                if u >= t:
+                    break
+            else:
+                u *= rows[o].weight
+            e = _scan(u, o, rows)
+            if e < 0:
+                break
+            used += 1
+            out[i] = rows[e].symbol
+            o, d = np.int64(rows[e].link), min(d + 1, order - 1)
+            i += 1
+        if i > run:
+            h = np.int64(rows[o].symbol)  # the row header names its context
+        if i == n or used > stop:
+            break
+        # otherwise one character by the whole mixture walk, from the same uniform
+        e = np.int64(-1)
+        x, dx = h, d
+        if smoothing == ADD_K:
+            t = rows[o].weight if d == order - 1 else 0.0
+            u = _uniform(source, buf, used, drawn) * (t + kv)
+            used += 1
+            if u < t:
+                e = _scan(u, o, rows)
+        else:
+            # kneser-ney: every row from the deepest down; mle: the first nonempty one
+            while True:
+                ox = row_after[x]
+                t = rows[ox].weight
+                if t > 0:
+                    e = _scan(_uniform(source, buf, used, drawn) * t, ox, rows)
+                    used += 1
+                    if e >= 0 or smoothing == MLE:
+                        break
+                if dx == 0:
+                    break
+                x, dx = sfx[x], dx - 1
+        # then the uniform component (kneser-ney, add-k)
+        if e >= 0:
+            c = np.int64(rows[e].symbol)
+            lo = dx + 1  # drawn from a shorter context: a deeper one may continue with c
+        else:
+            c = min(np.int64(_uniform(source, buf, used, drawn) * vocab_size), vocab_size - 1)
+            used += 1
+            lo = 0
+        # which deeper context continues with c: _first_child, written out
+        # (as a call it passes arrays, whose reference counting costs ~40%)
+        g = np.int64(-1)
+        y, dy = h, d
+        while dy >= lo:
+            g = _child(y, c, vocab_size, index, bits)
+            if g >= 0 or dy == 0:
+                break
+            y = sfx[y]
+            dy -= 1
+        if g >= 0:
+            h, d = _context_after(g, dy, order, sfx)
+        elif e >= 0:
+            h, d = np.int64(rows[rows[e].link].symbol), min(dx + 1, order - 1)
+        else:
+            h, d = np.int64(0), 0
+        o = row_after[h]
+        out[i] = c
+        i += 1
+    return i, o, h, d, used
+
+
+@jit
+def _dense_probs(prev, order, vocab_size, smoothing, k, rec, rows, row_after, p):
+    """Fill ``p`` (shape (V,)) with ``p(. | context)`` read from the sampling rows (the same formulas)."""
     if smoothing == KNESER_NEY:
         p[:] = 1.0 / vocab_size
         for lev in range(1, order + 1):
             h = prev[lev - 1]
-            if h < 0 or ctx_tot[h] == 0:
+            if h < 0 or rows[row_after[h]].weight == 0:
                 continue
             p *= rec[h, 1]
-            t = ctx_tot[h]
-            for e in range(child_start[h], child_start[h + 1]):
-                p[child_char[e]] += child_wt[e] / t
+            o = row_after[h]
+            t = rows[o].weight
+            for e in range(o + 1, rows[o].link):
+                p[rows[e].symbol] += rows[e].weight / t
     elif smoothing == ADD_K:
         h = prev[order - 1]
-        t = ctx_tot[h] if h >= 0 else 0.0
+        o = row_after[h] if h >= 0 else -1
+        t = rows[o].weight if h >= 0 else 0.0
         denom = t + k * vocab_size
         p[:] = k / denom
         if h >= 0:
-            for e in range(child_start[h], child_start[h + 1]):
-                p[child_char[e]] = (child_wt[e] + k) / denom
+            for e in range(o + 1, rows[o].link):
+                p[rows[e].symbol] = (rows[e].weight + k) / denom
     else:
         p[:] = 0.0
         for lev in range(order, 0, -1):
             h = prev[lev - 1]
-            if h >= 0 and ctx_tot[h] > 0:
-                t = ctx_tot[h]
-                for e in range(child_start[h], child_start[h + 1]):
-                    p[child_char[e]] = child_wt[e] / t
+            if h >= 0 and rows[row_after[h]].weight > 0:
+                o = row_after[h]
+                t = rows[o].weight
+                for e in range(o + 1, rows[o].link):
+                    p[rows[e].symbol] = rows[e].weight / t
                 return
 
 
@@ -793,7 +961,7 @@ def _truncate(q, top_k, top_p):
 
 @jit
 def sample_biased(context, n, rng, order, vocab_size, smoothing, k, temperature, top_k, top_p,
-                  tables, csr, out):
+                  tables, rows, row_after, out):
     """Sample ``n`` characters from ``p(c | h) ** (1 / temperature)``, truncated and renormalised.
 
     Per character: the model's full next-character distribution (as
@@ -803,17 +971,14 @@ def sample_biased(context, n, rng, order, vocab_size, smoothing, k, temperature,
     renormalised, and sampled by inversion with one uniform draw.  Other
     arguments as in :func:`sample`.
     """
-    table, bits, sfx, cnt, rec = tables
-    ctx_tot, child_start, child_char, child_wt, child_next = csr
-    mask = (np.int64(1) << bits) - 1
-    shift = 64 - bits
+    index, bits, sfx, cnt, rec = tables
     prev = context_nodes(context, order, vocab_size, tables)
     cur = np.full(order + 1, -1, np.int64)
     have = context.shape[0]
     q = np.empty(vocab_size, np.float64)
     inv_t = 1.0 / temperature
     for i in range(n):
-        _dense_probs(prev, order, vocab_size, smoothing, k, rec, ctx_tot, child_start, child_char, child_wt, q)
+        _dense_probs(prev, order, vocab_size, smoothing, k, rec, rows, row_after, q)
         if inv_t != 1.0:
             for c in range(vocab_size):
                 q[c] = q[c] ** inv_t if q[c] > 0 else 0.0
@@ -830,7 +995,7 @@ def sample_biased(context, n, rng, order, vocab_size, smoothing, k, temperature,
         out[i] = c
         have += 1
         top = min(order - 1, have)
-        _advance(prev, cur, np.int64(c), top, vocab_size, table, mask, shift, sfx)
+        _advance(prev, cur, np.int64(c), top, vocab_size, index, bits, sfx)
         for m in range(top + 1, order + 1):
             cur[m] = -1
         prev, cur = cur, prev
