@@ -249,6 +249,18 @@ def test_string_sweep_from_toml_and_resume(tmp_path):
         assert f["gmm/done"].shape == (2, 2, 2)
 
 
+def test_sweep_over_ngram_smoothing_records_one_set_of_metrics(tmp_path, tiny_toml):
+    """Every smoothing records the same metrics (mle's unseen_events is 0 for the others),
+    so a sweep over smoothing writes one schema."""
+    out = tmp_path / "s.h5"
+    grid("--config", tiny_toml, "--experiment", "ngram", "--alphas", "0,1", "--seeds", 2, "--generations", 2,
+         "--sweep", "ngram.smoothing=kneser-ney,add-k,mle", "--jobs", 1, "--out", out)
+    with h5py.File(out, "r") as f:
+        unseen = f["ngram/unseen_events"][...]
+        assert f["ngram/done"][...].all() and unseen.shape[:2] == (2, 3)
+        assert np.all(unseen[:, :2] == 0)
+
+
 def test_repeated_kills_at_arbitrary_moments_leave_a_readable_resumable_file(tmp_path, tiny_toml):
     """SIGKILL at pseudo-random moments (fixed delays), several times; every time the
     file opens, and the final resume equals an uninterrupted run."""

@@ -66,9 +66,10 @@ Metrics per generation
     generation's training text.
 ``char_counts`` (dimension ``symbol``)
     Occurrences of each symbol in the generation's training text.
-``unseen_events`` (``mle`` only)
-    Held-out positions of probability 0; they are left out of ``real_bpc``
-    and ``tail_bpc``.
+``unseen_events``
+    Held-out positions of probability 0 (only ``mle`` has any); they are
+    left out of ``real_bpc`` and ``tail_bpc``.  Recorded for every smoothing
+    so a sweep over ``smoothing`` has one set of metrics.
 """
 
 from __future__ import annotations
@@ -254,9 +255,8 @@ class NGramExperiment:
             "support": float(model.support),
             "unseen_rate": float(np.count_nonzero(top == 0)) / top.shape[0],
             "char_counts": model.symbol_counts().astype(np.float64),
+            "unseen_events": float(real.unseen),
         }
-        if self.config.smoothing == "mle":
-            out["unseen_events"] = float(real.unseen)
         return out
 
     def metric_specs(self):
@@ -269,10 +269,9 @@ class NGramExperiment:
             MetricSpec("unseen_rate", "1",
                        "share of held-out positions whose top-order n-gram is absent from the training text"),
             MetricSpec("char_counts", "count", "occurrences of each symbol in the training text", ("symbol",)),
+            MetricSpec("unseen_events", "count",
+                       "held-out positions of probability 0 (left out of the bpc metrics; mle only has any)"),
         ]
-        if self.config.smoothing == "mle":
-            specs.append(MetricSpec("unseen_events", "count",
-                                    "held-out positions of probability 0 (left out of the bpc metrics)"))
         return specs
 
     def coords(self):
