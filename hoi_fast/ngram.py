@@ -138,6 +138,9 @@ class NGramModel:
         max_nodes = _max_nodes(ends - starts, order, vocab_size)
         n, table, bits, parent, char, depth, sfx, cnt = _k.build(
             codes, starts, ends, order, vocab_size, max_nodes)
+        if n >= 2**30:  # the sampling rows (2 n records at most) index with int32
+            raise ValueError(f"the training text has {n} distinct n-grams of order <= {order}; "
+                             "at most 2**30 are supported: train on less text or a lower order")
         parent, char, depth, sfx, cnt = (a[:n] for a in (parent, char, depth, sfx, cnt))
         cont, rec, rows, row_after = _k.finalize(n, order, vocab_size, self._sid, k, discount,
                                                  parent, char, depth, sfx, cnt)

@@ -86,9 +86,10 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _NO_STOP = np.int64(2**62)  # a stop for :func:`_walk` that is never reached
 _BLOCK = 1024  # uniforms drawn ahead at a time by :func:`sample` (8 KiB: stays in L1)
 
-#: One record of the sampling rows (see :func:`finalize`): a header
-#: ``(context total, end of row, -, context node)`` or an entry
-#: ``(sampling weight, next row, character, next context node)``.
+#: One record of the sampling rows (see :func:`finalize`), 16 bytes: a header
+#: ``(context total, end of row, context node)`` or an entry
+#: ``(sampling weight, next row, character)``.  Row and node ids are int32
+#: (:class:`hoi_fast.ngram.NGramModel` checks the model is small enough).
 ROW = np.dtype([("weight", np.float64), ("link", np.int32), ("symbol", np.int32)], align=True)
 
 
@@ -404,12 +405,12 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
         * mle: ``C(g) / tot_raw(h)`` and ``1.0`` if ``tot_raw(g) > 0`` else ``0.0``.
     rows : ndarray, shape (R,), :data:`ROW`
         The sampling rows.  Context ``h`` (a node of depth < ``order``) owns
-        the records ``row_after[h] .. end``: a header ``(weight, symbol,
-        link) = (T(h), h, end)`` with ``T`` the context total used by
+        the records ``row_after[h] .. end - 1``: a header ``(weight, link,
+        symbol) = (T(h), end, h)`` with ``T`` the context total used by
         sampling (``tot_kn`` for kneser-ney, else ``tot_raw``), then one
         record per child ``g`` (in order of first occurrence) holding its
         sampling weight (``max(w(g) - D, 0)`` for kneser-ney, else
-        ``C(g)``), its character and ``row_after[g]``.
+        ``C(g)``), ``row_after[g]`` and its character.
         ``R = #contexts + n_nodes - 1``.
     row_after : ndarray, shape (n_nodes,), int64
         The row to draw from once gram ``g`` ends the history: ``g``'s own
@@ -733,8 +734,12 @@ def _scan(u, o, rows):
 
 @jit
 def _uniform(source, buf, used, drawn):
-    """Uniform number ``used`` of the stream: ``buf[used]``, or ``source.random()``
-    once the buffer is spent (``source`` None: the caller guarantees it is not)."""
+    """The next uniform: ``buf[used]`` while the buffer lasts, then ``source.random()``.
+
+    With ``source`` None the caller guarantees the buffer lasts, and numba
+    compiles the function without the call (a call site in a hot loop slows
+    the whole loop).
+    """
     if source is None:
         return buf[used]
     return buf[used] if used < drawn else source.random()
@@ -786,12 +791,13 @@ def sample(context, n, rng, order, vocab_size, smoothing, k, tables, rows, row_a
     fallback, the uniform component) looks up which deeper contexts continue
     with the character.
 
-    The uniforms are ``rng.random()`` in order, drawn ahead in blocks so the
-    walk itself makes no calls: every character takes at least one, so
-    drawing as many as there are characters still to come never draws more
-    than the stream consumes.  Only the last few characters (fewer than the
-    most one character can take, ``order + 1``) draw theirs one by one, and
-    ``rng`` ends exactly where one call per uniform would leave it.
+    The uniforms are ``rng.random()`` in order, drawn ahead in blocks (of at
+    most ``_BLOCK``) so the walk itself makes no calls: every character
+    takes at least one, so drawing as many as there are characters still to
+    come never draws more than the stream consumes.  Only the last few
+    characters (fewer than the most one character can take, ``order + 1``)
+    draw theirs one by one, and ``rng`` ends exactly where one call per
+    uniform would leave it.
     """
     h, d = _deepest(context_nodes(context, order, vocab_size, tables), order)
     o = row_after[h]
