@@ -18,7 +18,11 @@ Children are found with one open-addressing hash table keyed by
 interleaved, kept at most half full by doubling), so memory is
 bounded by the number of distinct grams (at most ``N * len(text) + 1``), never
 by ``V ** N``.  Node ids are given in order of first occurrence, so the
-structure is a deterministic function of the text.
+structure is a deterministic function of the text.  After training,
+:func:`child_index` appends to the table a filter of 8 bits per slot and the
+1-gram node of each symbol, so a look-up of an absent gram (the common case
+when sampling backs off) usually touches neither the table nor memory
+outside the cache (:func:`_child`).
 
 Training text is a set of segments (``starts``, ``ends``); no gram crosses a
 segment boundary.  Walking a text left to right, the nodes of the grams
