@@ -8,6 +8,7 @@ from scipy import stats
 
 from hoi_fast import ngram
 from hoi_fast.corpus import load_corpus
+from hoi_fast.kernels import ngram as kernels
 from reference_ngram import Reference, continuation, counts
 
 SMOOTHINGS = ("kneser-ney", "add-k", "mle")
@@ -274,6 +275,36 @@ def test_block_drawn_uniforms_leave_the_generator_where_one_call_each_would(smoo
     theirs = reference_stream(parts, order, smoothing, 9, 0.7, 0.6, ctx, n, ref_rng)
     np.testing.assert_array_equal(ours, theirs)
     assert ours_rng.random() == ref_rng.random()
+
+
+def test_child_look_up_through_filter_and_unigram_array_equals_the_reference_grams():
+    """``_child`` (filter, then table; 1-grams from their array) finds exactly the
+    grams the reference counted, for every context and symbol, and its filter
+    answers most absent grams without a table probe."""
+    rng = np.random.default_rng(13)
+    parts = [skewed_text(rng, 3000, 12), skewed_text(rng, 500, 12)]
+    order, vocab = 4, 13  # symbol 12 never occurs
+    model = ngram.train(parts, order, vocab_size=vocab)
+    index, bits = model._tables[:2]
+    present = {g for m in range(1, order + 1) for g in counts(parts, m)}
+    nodes = {(): 0}
+    for m in range(1, order + 1):
+        grams, _ = model.ngram_counts(m)
+        for g, node in zip(map(tuple, grams.tolist()), np.flatnonzero(model._depth == m)):
+            nodes[g] = node
+    cap = 1 << bits
+    filtered = absent = 0
+    for ctx, y in nodes.items():
+        if len(ctx) == order:
+            continue
+        for c in range(vocab):
+            gram = ctx + (c,)
+            assert kernels._child(y, c, vocab, index, bits) == (nodes[gram] if gram in present else -1)
+            if gram not in present and ctx:
+                absent += 1
+                f = kernels._filter_bit(y * vocab + c, bits)
+                filtered += not (index[2 * cap + (f >> 6)] >> (f & 63)) & 1
+    assert absent > 1000 and filtered > 0.8 * absent
 
 
 def test_counts_survive_table_and_array_growth_across_many_segments():
