@@ -36,6 +36,7 @@ from hoi_fast.config import SMOOTHINGS
 from hoi_fast.kernels import ngram as _k
 
 MAX_ORDER = 10
+MAX_VOCAB = 2**24  # symbols; every Unicode code point fits
 
 
 @dataclass(frozen=True)
@@ -337,7 +338,8 @@ def train(codes_or_parts, order, smoothing="kneser-ney", *, vocab_size, k=0.5, d
         1 to 10.
     smoothing : {"kneser-ney", "add-k", "mle"}
     vocab_size : int
-        V, the number of symbols (>= 1, < 2**31).
+        V, the number of symbols, 1 to 2**24 (every Unicode code point fits; the
+        model keeps one array of V entries).
     k : float
         ``add-k`` pseudo-count, > 0.
     discount : float
@@ -347,7 +349,7 @@ def train(codes_or_parts, order, smoothing="kneser-ney", *, vocab_size, k=0.5, d
     -------
     NGramModel
     """
-    vocab_size = _check_int("vocab_size", vocab_size, 1, 2**31 - 1)
+    vocab_size = _check_int("vocab_size", vocab_size, 1, MAX_VOCAB)
     order = _check_int("order", order, 1, MAX_ORDER)
     if smoothing not in SMOOTHINGS:
         raise ValueError(f"`smoothing` must be one of {', '.join(SMOOTHINGS)}; got {smoothing!r}")

@@ -23,6 +23,7 @@ def text():
     (dict(k=0.0), r"`k` must be a finite number in \(0.0, inf\)"),
     (dict(discount=1.0), r"`discount` must be a finite number in \(0.0, 1.0\)"),
     (dict(vocab_size=0), r"`vocab_size` must be an integer in \[1,"),
+    (dict(vocab_size=2**24 + 1), r"`vocab_size` must be an integer in \[1, 16777216\]"),
     (dict(codes_or_parts=np.array([0.5, 1.5])), r"`codes_or_parts` must hold integer symbol codes"),
     (dict(codes_or_parts=np.array([[1, 2]])), r"`codes_or_parts` must be a 1-D array"),
     (dict(codes_or_parts=np.array([1, 9])), r"`codes_or_parts` codes must lie in \[0, vocab_size=5\)"),
