@@ -817,7 +817,8 @@ def sample(context, n, rng, order, vocab_size, smoothing, k, tables, rows, row_a
             break
         i, o, h, d, used = _walk(None, buf, used, drawn, drawn - need, i, n, o, h, d, order, vocab_size,
                                  smoothing, kv, tables, rows, row_after, out)
-    _walk(rng, buf, used, drawn, _NO_STOP, i, n, o, h, d, order, vocab_size, smoothing, kv, tables, rows, row_after, out)
+    _walk(rng, buf, used, drawn, _NO_STOP, i, n, o, h, d, order, vocab_size, smoothing, kv, tables, rows,
+          row_after, out)
     return out
 
 
@@ -915,28 +916,28 @@ def _dense_probs(prev, order, vocab_size, smoothing, k, rec, rows, row_after, p)
         p[:] = 1.0 / vocab_size
         for lev in range(1, order + 1):
             h = prev[lev - 1]
-            if h < 0 or rows[row_after[h]].weight == 0:
+            o = row_after[h] if h >= 0 else -1
+            if o < 0 or rows[o].weight == 0:
                 continue
             p *= rec[h, 1]
-            o = row_after[h]
             t = rows[o].weight
             for e in range(o + 1, rows[o].link):
                 p[rows[e].symbol] += rows[e].weight / t
     elif smoothing == ADD_K:
         h = prev[order - 1]
         o = row_after[h] if h >= 0 else -1
-        t = rows[o].weight if h >= 0 else 0.0
+        t = rows[o].weight if o >= 0 else 0.0
         denom = t + k * vocab_size
         p[:] = k / denom
-        if h >= 0:
+        if o >= 0:
             for e in range(o + 1, rows[o].link):
                 p[rows[e].symbol] = (rows[e].weight + k) / denom
     else:
         p[:] = 0.0
         for lev in range(order, 0, -1):
             h = prev[lev - 1]
-            if h >= 0 and rows[row_after[h]].weight > 0:
-                o = row_after[h]
+            o = row_after[h] if h >= 0 else -1
+            if o >= 0 and rows[o].weight > 0:
                 t = rows[o].weight
                 for e in range(o + 1, rows[o].link):
                     p[rows[e].symbol] = rows[e].weight / t
