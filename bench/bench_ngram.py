@@ -59,33 +59,36 @@ def nltk_fit(smoothing, order, chars):
 
 
 def nltk_seconds_per_char(smoothing, order, op, corpus, train):
-    """Fastest of NLTK_REPEATS timings, per character, and the characters of work."""
-    runs = [_nltk_once(smoothing, order, op, corpus, train) for _ in range(NLTK_REPEATS)]
-    return min(r[0] for r in runs), runs[0][1]
+    """Fastest of NLTK_REPEATS timings, per character, and the characters of work.
 
-
-def _nltk_once(smoothing, order, op, corpus, train):
+    The model is fitted once (only ``train`` times the fit itself).
+    """
     # generation's cost per character grows with the model (NLTK scores every
     # continuation of the context), so it trains on exactly our training text
     n_train = train.size if op == "generate" else NLTK_TRAIN
     chars = [corpus.symbols[c] for c in train[:n_train].tolist()]
     if op == "train":
         nltk_fit(smoothing, order, chars[:500])  # warm-up
-        t0 = time.perf_counter()
-        nltk_fit(smoothing, order, chars)
-        return (time.perf_counter() - t0) / len(chars), len(chars)
-    lm = nltk_fit(smoothing, order, chars)
-    if op == "score":
-        # scored on training text so MLE is finite; per-position score as perplexity does
-        n = NLTK_SCORE[smoothing]
-        t0 = time.perf_counter()
-        total = sum(math.log(lm.score(chars[j], chars[j - order + 1:j])) for j in range(order - 1, n + order - 1))
-        assert math.isfinite(total)
-        return (time.perf_counter() - t0) / n, n
-    n = NLTK_GENERATE[smoothing]
+        timed, n = (lambda: nltk_fit(smoothing, order, chars)), len(chars)
+    elif op == "score":
+        lm, n = nltk_fit(smoothing, order, chars), NLTK_SCORE[smoothing]
+        timed = lambda: _nltk_score(lm, chars, order, n)  # noqa: E731
+    else:
+        lm, n = nltk_fit(smoothing, order, chars), NLTK_GENERATE[smoothing]
+        timed = lambda: lm.generate(n, text_seed=chars[:order - 1], random_seed=0)  # noqa: E731
+    return min(_seconds(timed) for _ in range(NLTK_REPEATS)) / n, n
+
+
+def _seconds(fn):
     t0 = time.perf_counter()
-    lm.generate(n, text_seed=chars[:order - 1], random_seed=0)
-    return (time.perf_counter() - t0) / n, n
+    fn()
+    return time.perf_counter() - t0
+
+
+def _nltk_score(lm, chars, order, n):
+    """Log-probability of ``n`` positions of the training text (so MLE stays finite), as perplexity does."""
+    total = sum(math.log(lm.score(chars[j], chars[j - order + 1:j])) for j in range(order - 1, n + order - 1))
+    assert math.isfinite(total)
 
 
 @pytest.mark.parametrize("order, smoothing, op", CASES)
