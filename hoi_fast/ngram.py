@@ -34,6 +34,7 @@ import numpy as np
 
 from hoi_fast.config import SMOOTHINGS
 from hoi_fast.kernels import ngram as _k
+from hoi_fast.kernels import ngram_sample as _sampler
 
 MAX_ORDER = 10
 MAX_VOCAB = 2**24  # symbols; every Unicode code point fits
@@ -280,7 +281,7 @@ class NGramModel:
         Notes
         -----
         Without bias (the defaults) each character is drawn exactly from the
-        model by walking its mixture (see :mod:`hoi_fast.kernels.ngram`), in
+        model by walking its mixture (see :mod:`hoi_fast.kernels.ngram_sample`), in
         tens of nanoseconds.  With a bias the whole next-character
         distribution is computed per character (about ``V`` times slower).
         """
@@ -298,10 +299,10 @@ class NGramModel:
     def _sample(self, n, rng, ctx, temperature=1.0, top_k=0, top_p=1.0):
         out = np.empty(n, np.int32)
         if temperature == 1.0 and top_k == 0 and top_p == 1.0:
-            _k.sample(ctx, n, rng, self.order, self.vocab_size, self._sid, self.k, self._tables,
+            _sampler.sample(ctx, n, rng, self.order, self.vocab_size, self._sid, self.k, self._tables,
                       self._rows, self._row_after, out)
         else:
-            _k.sample_biased(ctx, n, rng, self.order, self.vocab_size, self._sid, self.k,
+            _sampler.sample_biased(ctx, n, rng, self.order, self.vocab_size, self._sid, self.k,
                              temperature, top_k, top_p, self._tables, self._rows, self._row_after, out)
         return out
 

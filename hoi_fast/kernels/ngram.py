@@ -1,4 +1,4 @@
-"""Character n-gram kernels: count, smooth, score and sample (pure numba).
+"""Character n-gram kernels: count, smooth and score (pure numba; sampling is in ``ngram_sample``).
 
 These kernels trust their inputs; :mod:`hoi_fast.ngram` validates and coerces.
 
@@ -33,9 +33,9 @@ character.  Counting, ``add-k``/``mle`` scoring and sampling keep only the
 *deepest context* (the longest suffix of the history, at most ``N - 1``
 characters, that occurs in training) and reach the shorter ones through its
 suffix chain when needed; counting increments only the longest gram ending at
-each position and adds counts into suffixes afterwards.  Sampling reads
-packed *rows* (below) and follows a precomputed next row per entry instead
-of a hash probe.
+each position and adds counts into suffixes afterwards.  Sampling
+(:mod:`hoi_fast.kernels.ngram_sample`) reads packed *rows* (below) and
+follows a precomputed next row per entry instead of a hash probe.
 
 Derived statistics (:func:`finalize`)
 -------------------------------------
@@ -87,8 +87,6 @@ KNESER_NEY, ADD_K, MLE = 0, 1, 2
 SMOOTHING_IDS = {"kneser-ney": KNESER_NEY, "add-k": ADD_K, "mle": MLE}
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_NO_STOP = np.int64(2**62)  # a stop for :func:`_walk` that is never reached
-_BLOCK = 1024  # uniforms drawn ahead at a time by :func:`sample` (8 KiB: stays in L1)
 
 #: One record of the sampling rows (see :func:`finalize`), 16 bytes: a header
 #: ``(context total, end of row, context node)`` or an entry
@@ -421,8 +419,8 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
         row if ``depth(g) < order``, else the row of ``sfx[g]`` (a context
         has at most ``order - 1`` characters).  This is the deepest context
         of the extended history whenever the row drawn from is the deepest
-        context's (see :func:`sample`), so the sampler follows a record
-        instead of a hash look-up.
+        context's (see :func:`hoi_fast.kernels.ngram_sample.sample`), so the
+        sampler follows a record instead of a hash look-up.
     """
     cont = np.zeros(n_nodes, np.int64)
     for g in range(1, n_nodes):
@@ -718,296 +716,4 @@ def next_probs(context, order, vocab_size, smoothing, tables):
         for q in range(top + 1, order + 1):
             cur[q] = -1
         out[c] = _prob(prev, cur, order, vocab_size, smoothing, rec)
-    return out
-
-
-@jit
-def _scan(u, o, rows):
-    """Entry of row ``o`` where ``u`` runs out, subtracting weights in row order.
-
-    Returns -1 if ``u`` outlasts every entry (the caller's back-off branch).
-    With integer weights (counts) every subtraction is exact, so this is
-    inversion of the row's cumulative counts.
-    """
-    for e in range(o + 1, rows[o].link):
-        u -= rows[e].weight
-        if u < 0:
-            return e
-    return -1
-
-
-@jit
-def _uniform(source, buf, used, drawn):
-    """The next uniform: ``buf[used]`` while the buffer lasts, then ``source.random()``.
-
-    With ``source`` None the caller guarantees the buffer lasts, and numba
-    compiles the function without the call (a call site in a hot loop slows
-    the whole loop).
-    """
-    if source is None:
-        return buf[used]
-    return buf[used] if used < drawn else source.random()
-
-
-@jit
-def _refill(rng, buf, used, drawn, m):
-    """Move ``buf[used:drawn]`` to the front and append the next ``m`` uniforms of ``rng``.
-
-    Returns the new ``drawn``.
-    """
-    left = drawn - used
-    for j in range(left):
-        buf[j] = buf[used + j]
-    for j in range(left, left + m):
-        buf[j] = rng.random()
-    return left + m
-
-
-@jit
-def sample(context, n, rng, order, vocab_size, smoothing, k, tables, rows, row_after, out):
-    """Sample ``n`` characters as one continuous stream after ``context``.
-
-    Parameters
-    ----------
-    context : ndarray, shape (C,), int32
-        Characters before the stream (only the last ``order - 1`` matter).
-    n : int
-    rng : numpy.random.Generator
-    order, vocab_size, smoothing : int
-    k : float
-        The add-k pseudo-count.
-    tables : tuple
-        As in :func:`score`.
-    rows, row_after : ndarray
-        From :func:`finalize`.
-    out : ndarray, shape (n,), int32
-        Output codes.
-
-    Notes
-    -----
-    The state is the deepest context ``h`` (longest suffix of the history,
-    at most ``order - 1`` characters, that occurs in training) with its row
-    ``o`` and depth ``d``; the shorter contexts are its suffix chain.  A
-    draw walks the mixture from ``h`` down (one uniform per row tried, rows
-    scanned in first-occurrence order).  When the character comes from
-    ``h``'s own row, the common case, the next row and context are read from
-    the entry; only a back-off draw (kneser-ney's lower orders, mle's
-    fallback, the uniform component) looks up which deeper contexts continue
-    with the character.
-
-    The uniforms are ``rng.random()`` in order, drawn ahead in blocks (of at
-    most ``_BLOCK``) so the walk itself makes no calls: every character
-    takes at least one, so drawing as many as there are characters still to
-    come never draws more than the stream consumes.  Only the last few
-    characters (fewer than the most one character can take, ``order + 1``)
-    draw theirs one by one, and ``rng`` ends exactly where one call per
-    uniform would leave it.
-    """
-    h, d = _deepest(context_nodes(context, order, vocab_size, tables), order)
-    o = row_after[h]
-    kv = k * vocab_size
-    need = order + 1
-    buf = np.empty(max(_BLOCK, need), np.float64)
-    i, used, drawn = 0, 0, 0
-    while i < n:
-        left = drawn - used
-        drawn = _refill(rng, buf, used, drawn, max(min(n - i, buf.shape[0]) - left, 0))
-        used = 0
-        if drawn < need:
-            break
-        i, o, h, d, used = _walk(None, buf, used, drawn, drawn - need, i, n, o, h, d, order, vocab_size,
-                                 smoothing, kv, tables, rows, row_after, out)
-    _walk(rng, buf, used, drawn, _NO_STOP, i, n, o, h, d, order, vocab_size, smoothing, kv, tables, rows,
-          row_after, out)
-    return out
-
-
-@jit
-def _walk(source, buf, used, drawn, stop, i, n, o, h, d, order, vocab_size, smoothing, kv, tables, rows,
-          row_after, out):
-    """Characters ``i, i + 1, ...`` of :func:`sample` while ``i < n`` and ``used <= stop``.
-
-    Uniforms come from ``buf[used:drawn]`` (then from ``source``, see
-    :func:`_uniform`).  Returns ``(i, o, h, d, used)``.
-    """
-    index, bits, sfx, cnt, rec = tables
-    while i < n and used <= stop:
-        # a run of the common case: the character comes from the deepest
-        # context's own row (one scan, then the entry names the next row)
-        run = i
-        while i < n and used <= stop and used < drawn:
-            u = buf[used]
-            if smoothing == ADD_K:
-                if d < order - 1:  # an unseen context: p is uniform
-                    break
-                t = rows[o].weight
-                u *= t + kv
-                if u >= t:
-                    break
-            else:
-                u *= rows[o].weight
-            e = _scan(u, o, rows)
-            if e < 0:
-                break
-            used += 1
-            out[i] = rows[e].symbol
-            o, d = np.int64(rows[e].link), min(d + 1, order - 1)
-            i += 1
-        if i > run:
-            h = np.int64(rows[o].symbol)  # the row header names its context
-        if i == n or used > stop:
-            break
-        # otherwise one character by the whole mixture walk, from the same uniform
-        e = np.int64(-1)
-        x, dx = h, d
-        if smoothing == ADD_K:
-            t = rows[o].weight if d == order - 1 else 0.0
-            u = _uniform(source, buf, used, drawn) * (t + kv)
-            used += 1
-            if u < t:
-                e = _scan(u, o, rows)
-        else:
-            # kneser-ney: every row from the deepest down; mle: the first nonempty one
-            while True:
-                ox = row_after[x]
-                t = rows[ox].weight
-                if t > 0:
-                    e = _scan(_uniform(source, buf, used, drawn) * t, ox, rows)
-                    used += 1
-                    if e >= 0 or smoothing == MLE:
-                        break
-                if dx == 0:
-                    break
-                x, dx = sfx[x], dx - 1
-        # then the uniform component (kneser-ney, add-k)
-        if e >= 0:
-            c = np.int64(rows[e].symbol)
-            lo = dx + 1  # drawn from a shorter context: a deeper one may continue with c
-        else:
-            c = min(np.int64(_uniform(source, buf, used, drawn) * vocab_size), vocab_size - 1)
-            used += 1
-            lo = 0
-        # which deeper context continues with c: _first_child, written out
-        # (as a call it passes arrays, whose reference counting costs ~40%)
-        g = np.int64(-1)
-        y, dy = h, d
-        while dy >= lo:
-            g = _child(y, c, vocab_size, index, bits)
-            if g >= 0 or dy == 0:
-                break
-            y = sfx[y]
-            dy -= 1
-        if g >= 0:
-            h, d = _context_after(g, dy, order, sfx)
-        elif e >= 0:
-            h, d = np.int64(rows[rows[e].link].symbol), min(dx + 1, order - 1)
-        else:
-            h, d = np.int64(0), 0
-        o = row_after[h]
-        out[i] = c
-        i += 1
-    return i, o, h, d, used
-
-
-@jit
-def _dense_probs(prev, order, vocab_size, smoothing, k, rec, rows, row_after, p):
-    """Fill ``p`` (shape (V,)) with ``p(. | context)`` read from the sampling rows (the same formulas)."""
-    if smoothing == KNESER_NEY:
-        p[:] = 1.0 / vocab_size
-        for lev in range(1, order + 1):
-            h = prev[lev - 1]
-            o = row_after[h] if h >= 0 else -1
-            if o < 0 or rows[o].weight == 0:
-                continue
-            p *= rec[h, 1]
-            t = rows[o].weight
-            for e in range(o + 1, rows[o].link):
-                p[rows[e].symbol] += rows[e].weight / t
-    elif smoothing == ADD_K:
-        h = prev[order - 1]
-        o = row_after[h] if h >= 0 else -1
-        t = rows[o].weight if o >= 0 else 0.0
-        denom = t + k * vocab_size
-        p[:] = k / denom
-        if o >= 0:
-            for e in range(o + 1, rows[o].link):
-                p[rows[e].symbol] = (rows[e].weight + k) / denom
-    else:
-        p[:] = 0.0
-        for lev in range(order, 0, -1):
-            h = prev[lev - 1]
-            o = row_after[h] if h >= 0 else -1
-            if o >= 0 and rows[o].weight > 0:
-                t = rows[o].weight
-                for e in range(o + 1, rows[o].link):
-                    p[rows[e].symbol] = rows[e].weight / t
-                return
-
-
-@jit
-def _truncate(q, top_k, top_p):
-    """Zero all but the ``top_k`` largest entries, then all outside the top-p nucleus.
-
-    Ties are broken by the lower code (stable sort), so the result is deterministic.
-    """
-    v = q.shape[0]
-    if top_k <= 0 and top_p >= 1.0:
-        return
-    order = np.argsort(-q, kind="mergesort")
-    if 0 < top_k < v:
-        for i in range(top_k, v):
-            q[order[i]] = 0.0
-    if top_p < 1.0:
-        total = q.sum()
-        acc = 0.0
-        cut = v
-        for i in range(v):
-            acc += q[order[i]]
-            if acc >= top_p * total:
-                cut = i + 1
-                break
-        for i in range(cut, v):
-            q[order[i]] = 0.0
-
-
-@jit
-def sample_biased(context, n, rng, order, vocab_size, smoothing, k, temperature, top_k, top_p,
-                  tables, rows, row_after, out):
-    """Sample ``n`` characters from ``p(c | h) ** (1 / temperature)``, truncated and renormalised.
-
-    Per character: the model's full next-character distribution (as
-    :func:`next_probs`), raised to ``1 / temperature``, truncated to the
-    ``top_k`` most likely characters (0 = off) and then to the smallest set
-    of most likely characters whose probability reaches ``top_p`` (1 = off),
-    renormalised, and sampled by inversion with one uniform draw.  Other
-    arguments as in :func:`sample`.
-    """
-    index, bits, sfx, cnt, rec = tables
-    prev = context_nodes(context, order, vocab_size, tables)
-    cur = np.full(order + 1, -1, np.int64)
-    have = context.shape[0]
-    q = np.empty(vocab_size, np.float64)
-    inv_t = 1.0 / temperature
-    for i in range(n):
-        _dense_probs(prev, order, vocab_size, smoothing, k, rec, rows, row_after, q)
-        if inv_t != 1.0:
-            for c in range(vocab_size):
-                q[c] = q[c] ** inv_t if q[c] > 0 else 0.0
-        _truncate(q, top_k, top_p)
-        u = rng.random() * q.sum()
-        c = vocab_size - 1
-        while c > 0 and q[c] == 0.0:  # float guard: never pick a zeroed symbol
-            c -= 1
-        for j in range(vocab_size):
-            u -= q[j]
-            if u < 0 and q[j] > 0:
-                c = j
-                break
-        out[i] = c
-        have += 1
-        top = min(order - 1, have)
-        _advance(prev, cur, np.int64(c), top, vocab_size, index, bits, sfx)
-        for m in range(top + 1, order + 1):
-            cur[m] = -1
-        prev, cur = cur, prev
     return out
