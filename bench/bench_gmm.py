@@ -24,11 +24,11 @@ import pytest  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.mixture import GaussianMixture  # noqa: E402
 
-from hoi_fast.config import GMMConfig  # noqa: E402
+from hoi_fast.experiments.gmm import GMMConfig  # noqa: E402
 from hoi_fast.experiment import run_cell  # noqa: E402
 from hoi_fast.experiments.gmm import GMMExperiment  # noqa: E402
 from hoi_fast.kernels import gmm as kg  # noqa: E402
-from hoi_fast.seeding import CellStreams  # noqa: E402
+from hoi_fast.experiments import streams  # noqa: E402
 
 try:
     from threadpoolctl import threadpool_limits
@@ -182,10 +182,10 @@ def test_generation_step(benchmark, knob):
     """
     experiment = GMMExperiment(GMMConfig(**KNOBS[knob]))
     generations = 20
-    run_cell(experiment, 0.9, 2, "mix", CellStreams(0, "gmm", 0, 0.9))  # warm-up
+    run_cell(experiment, 0.9, 2, "mix", streams("gmm", 0, 0, 0.9))  # warm-up
 
     def run():
-        return run_cell(experiment, 0.9, generations, "mix", CellStreams(0, "gmm", 1, 0.9))
+        return run_cell(experiment, 0.9, generations, "mix", streams("gmm", 0, 1, 0.9))
 
     metrics = benchmark.pedantic(run, rounds=10, iterations=1, warmup_rounds=1)
     per_step = benchmark.stats.stats.median / generations

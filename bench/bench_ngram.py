@@ -27,11 +27,11 @@ import numpy as np
 import pytest
 
 from hoi_fast import ngram
-from hoi_fast.config import NGramConfig
+from hoi_fast.experiments.ngram import NGramConfig
 from hoi_fast.corpus import load_corpus
 from hoi_fast.experiment import run_cell
 from hoi_fast.experiments.ngram import NGramExperiment
-from hoi_fast.seeding import CellStreams
+from hoi_fast.experiments import streams
 
 nltk_lm = pytest.importorskip("nltk.lm")
 from nltk.util import everygrams  # noqa: E402
@@ -128,7 +128,7 @@ def test_generation_step(benchmark, order, train_chars, heldout_chars, self_char
     generations = 10
 
     def one_cell():
-        run_cell(exp, 0.5, generations, "mix", CellStreams(0, "ngram", 0, 0.5))
+        run_cell(exp, 0.5, generations, "mix", streams("ngram", 0, 0, 0.5))
 
     one_cell()
     benchmark.pedantic(one_cell, rounds=7, iterations=1, warmup_rounds=1)

@@ -10,10 +10,10 @@ so columns are paired.  Runs in a few seconds::
 
 import numpy as np
 
-from hoi_fast.config import GMMConfig
+from hoi_fast.experiments.gmm import GMMConfig
 from hoi_fast.experiment import run_cell
 from hoi_fast.experiments.gmm import GMMExperiment
-from hoi_fast.seeding import CellStreams
+from hoi_fast.experiments import streams
 
 ALPHAS = (0.0, 0.5, 0.9, 1.0)
 GENERATIONS = 10
@@ -24,7 +24,7 @@ def main():
     experiment = GMMExperiment(GMMConfig())
     results = {}
     for alpha in ALPHAS:
-        cells = [run_cell(experiment, alpha, GENERATIONS, "mix", CellStreams(0, "gmm", s, alpha))
+        cells = [run_cell(experiment, alpha, GENERATIONS, "mix", streams("gmm", 0, s, alpha))
                  for s in range(SEEDS)]
         results[alpha] = {name: np.mean([c[name] for c in cells], axis=0)
                           for name in ("real_nll", "tail_nll", "self_nll")}

@@ -10,10 +10,10 @@ synthetic characters sampled from generation g - 1.
 
 import numpy as np
 
-from hoi_fast.config import NGramConfig
+from hoi_fast.experiments.ngram import NGramConfig
 from hoi_fast.experiment import run_cell
 from hoi_fast.experiments.ngram import NGramExperiment
-from hoi_fast.seeding import CellStreams
+from hoi_fast.experiments import streams
 
 
 def main(alphas=(0.0, 0.5, 0.9, 1.0), generations=10, seeds=5):
@@ -22,7 +22,7 @@ def main(alphas=(0.0, 0.5, 0.9, 1.0), generations=10, seeds=5):
     print(f"corpus: builtin, V = {experiment.corpus.vocab_size} symbols, {experiment.corpus.codes.size} characters")
     print(f"order {config.order}, {config.smoothing}, n = {config.train_chars}; mean over {seeds} seeds")
     for alpha in alphas:
-        runs = [run_cell(experiment, alpha, generations, "mix", CellStreams(0, "ngram", s, alpha))
+        runs = [run_cell(experiment, alpha, generations, "mix", streams("ngram", 0, s, alpha))
                 for s in range(seeds)]
         mean = {k: np.mean([r[k] for r in runs], axis=0) for k in runs[0]}
         print(f"\nalpha = {alpha}")

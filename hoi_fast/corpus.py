@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hoi_fast.config import ConfigError
+from hoi_fast._validate import ConfigError
 
 BUILTIN = "builtin"
 OTHER = "\ufffd"
@@ -246,7 +246,7 @@ def load_corpus(source=BUILTIN):
 
     Raises
     ------
-    hoi_fast.config.ConfigError
+    hoi_fast._validate.ConfigError
         Missing path, folder without ``.txt`` files, invalid UTF-8 or no text.
     """
     if not isinstance(source, (str, os.PathLike)) or not str(source):

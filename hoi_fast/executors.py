@@ -12,7 +12,7 @@ import logging
 import multiprocessing
 from contextlib import contextmanager
 
-from hoi_fast.config import ConfigError
+from hoi_fast._validate import ConfigError
 
 EXECUTORS = ("local", "dask")
 

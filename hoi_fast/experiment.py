@@ -33,23 +33,38 @@ Synthetic items go through :meth:`Experiment.synthesize`, which applies the
 experiment's sampling bias and filters and reports the share of candidates it
 accepted; the loop records it as the metric ``acceptance``, and the size of
 every training set as ``train_size``.
+
+Generation 0 trains on R alone with a stream shared by every α (see
+:mod:`hoi_fast.seeding`), so it is computed once per seed by
+:func:`first_generation` and handed to :func:`run_cell` for every α of that
+seed.  Every metric row is checked (:func:`check_row`): the names must be
+those of the specs, the shapes those of their extra dimensions, and a value
+may be non-finite only where its spec says so (``nan_ok``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Protocol
 
 import numpy as np
 
+from hoi_fast._validate import SCHEDULES, ConfigError, scheduled_size  # noqa: F401  (re-exported)
+
 REGIMES = ("mix", "fresh", "accumulate", "accumulate-subsample")
-SCHEDULES = ("constant", "linear", "geometric")
+ROLES = ("real", "self", "tail")
+
+
+class ExperimentError(ConfigError):
+    """An experiment broke its contract (a metric not in its specs, a wrong shape,
+    a non-finite value where none is allowed) or its settings cannot be run."""
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """How a per-generation metric is stored.
+    """How a per-generation metric is stored and read.
 
     Attributes
     ----------
@@ -62,24 +77,51 @@ class MetricSpec:
     extra_dims : tuple of str
         Dimensions after ``(alpha, seed, generation)``, e.g. ``("component",)``.
         Their coordinates come from :meth:`Experiment.coords`.
+    role : {"real", "self", "tail"} or None
+        What the report does with it: ``"real"`` is a loss on held-out real
+        data (higher is worse: the collapse, degradation and α* figures),
+        ``"self"`` the same loss on the model's own samples (the
+        hall-of-illusions gap), ``"tail"`` the same loss on the rare part of
+        the real data (the tail figure).  The store writes it as the
+        dataset attribute ``role``.
+    nan_ok : bool
+        The value may legitimately be NaN or infinite (documented in
+        ``long_name``); otherwise a non-finite value stops the run with
+        :class:`ExperimentError` instead of being stored as done.
     """
 
     name: str
     units: str
     long_name: str
     extra_dims: tuple = ()
+    role: str | None = None
+    nan_ok: bool = False
+
+    def __post_init__(self):
+        if self.role is not None and self.role not in ROLES:
+            raise ExperimentError(f"MetricSpec `{self.name}`: `role` must be one of {', '.join(ROLES)} "
+                                  f"or None, got {self.role!r}")
+        object.__setattr__(self, "extra_dims", tuple(self.extra_dims))
 
 
 class Experiment(Protocol):
     """What the loop needs from an experiment.
 
-    "Data" is whatever one training part is (an ``(n, 2)`` float64 array of
+    "Data" is whatever one training part is (an ``(n, d)`` float64 array of
     points, an int code array of characters); a training set is a list of
     parts, so that experiments which must not join parts (text segments) can
-    keep them apart.
+    keep them apart.  ``len(part)`` is its number of items.
+
+    An experiment class also names its configuration: ``config_class`` is a
+    frozen dataclass whose fields all have defaults, and the class is built
+    as ``cls(config)``.  A short ``name`` (optional for plug-ins) names its
+    TOML table, its ``--sweep`` prefix and its results group.
+    :class:`ArrayExperiment` implements everything but the data, the model
+    and the metrics for experiments whose items are rows of an array.
     """
 
     name: str
+    config_class: type
 
     def train_size(self, generation: int) -> int:
         """Training-set size ``n`` for ``generation``."""
@@ -126,9 +168,55 @@ class Experiment(Protocol):
         """Coordinates of the extra dimensions used by the metrics."""
 
 
+#: The methods :func:`run_cell` calls; a plug-in lacking one is refused up front.
+PROTOCOL_METHODS = ("train_size", "real_pool", "heldout", "real_subset", "fresh_real", "fit", "sample",
+                    "synthesize", "subsample", "metrics", "metric_specs", "coords")
+
+
+class ArrayExperiment:
+    """A base for experiments whose items are the rows of a NumPy array.
+
+    Subclasses set ``config_class`` (a frozen dataclass with a ``samples``
+    field, and optionally ``schedule``/``growth``) and implement
+    :meth:`real_pool`, :meth:`heldout`, :meth:`fit`, :meth:`sample`,
+    :meth:`metrics` and :meth:`metric_specs`; :meth:`fresh_real` if they
+    support the ``fresh`` regime.  The rest is provided: sizes from the
+    schedule, real subsets and subsamples as rows drawn without replacement,
+    synthesis as plain sampling (acceptance 1), no extra coordinates.
+    """
+
+    name = None
+    config_class = None
+
+    def __init__(self, config):
+        self.config = config
+
+    def train_size(self, generation):
+        c = self.config
+        return scheduled_size(c.samples, getattr(c, "schedule", "constant"), getattr(c, "growth", 1.0),
+                              generation)
+
+    def real_subset(self, pool, m, rng):
+        return pool[rng.choice(len(pool), size=m, replace=False)]
+
+    def fresh_real(self, m, rng):
+        raise ExperimentError(f"experiment {type(self).__name__} has no fresh real source: "
+                              "implement fresh_real or use another --regime")
+
+    def synthesize(self, model, n, rng, first_model):
+        return self.sample(model, n, rng), 1.0
+
+    def subsample(self, parts, n, rng):
+        X = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return [X[rng.choice(len(X), size=n, replace=False)]]
+
+    def coords(self):
+        return {}
+
+
 LOOP_METRICS = (
     MetricSpec("acceptance", "1", "share of synthetic candidates accepted by the filters "
-               "(NaN at generation 0)"),
+               "(NaN at generation 0)", nan_ok=True),
     MetricSpec("train_size", "count", "items in the training set of the generation"),
 )
 
@@ -138,24 +226,15 @@ def cell_metric_specs(experiment):
     return list(experiment.metric_specs()) + list(LOOP_METRICS)
 
 
-def scheduled_size(n, schedule, growth, generation):
-    """Training-set size of ``generation`` under a sample-size schedule.
-
-    ``constant``: n; ``linear``: round(n (1 + growth g)); ``geometric``:
-    round(n growth^g).
-    """
-    if schedule == "constant":
-        return int(n)
-    if schedule == "linear":
-        return int(round(n * (1.0 + growth * generation)))
-    if schedule == "geometric":
-        return int(round(n * growth ** generation))
-    raise ValueError(f"`schedule` must be one of {SCHEDULES}, got {schedule!r}")
-
-
 def real_count(alpha, n):
-    """Number of real items ``m = floor((1 - alpha) * n + 1/2)``."""
-    return int(math.floor((1.0 - alpha) * n + 0.5))
+    """Number of real items ``m = floor((1 - alpha) n + 1/2)``, halves rounded up.
+
+    Computed exactly from the shortest decimal of ``alpha`` (``repr``), so
+    α = 0.9 and n = 25 give 3 (floating point gives ``2.4999999999999996 + 0.5``
+    and 2).  ``m`` may be 0 (α close to 1): the generation is then all synthetic.
+    """
+    exact = (1 - Fraction(repr(float(alpha)))) * int(n) + Fraction(1, 2)
+    return int(math.floor(exact))
 
 
 def synthetic_count(alpha, n):
@@ -227,7 +306,96 @@ def next_training_parts(experiment, regime, alpha, generation, model, history, p
     return parts, acceptance
 
 
-def run_cell(experiment, alpha, generations, regime, streams):
+@dataclass(frozen=True)
+class FirstGeneration:
+    """What every α of one seed shares: R, the held-out data, generation 0's model and metrics.
+
+    Attributes
+    ----------
+    pool : object
+        The real pool R.
+    heldout : object
+        The held-out evaluation data.
+    model : object
+        Generation 0's model, fitted on R alone.
+    row : dict
+        Generation 0's checked metrics (the loop's ``acceptance`` and
+        ``train_size`` included).
+    """
+
+    pool: Any
+    heldout: Any
+    model: Any
+    row: dict
+
+
+def first_generation(experiment, streams, specs=None):
+    """Generation 0 of a seed: R, held-out data, the model fitted on R and its metrics.
+
+    It depends on neither α nor the swept values of parameters that act on
+    synthetic data only, so the grid computes it once per seed and passes it
+    to :func:`run_cell` for every α.
+
+    Parameters
+    ----------
+    experiment : Experiment
+    streams : hoi_fast.seeding.CellStreams
+        Any cell of the seed (only the α-independent streams are used).
+    specs : list of MetricSpec, optional
+        Default :func:`cell_metric_specs` of ``experiment``.
+    """
+    specs = cell_metric_specs(experiment) if specs is None else specs
+    pool = experiment.real_pool(streams.real())
+    heldout = experiment.heldout(streams.heldout(), pool)
+    rng = streams.generation(0)
+    parts = [pool]
+    model = experiment.fit(parts, rng)
+    row = experiment.metrics(model, parts, heldout, rng)
+    row["acceptance"] = np.nan
+    row["train_size"] = float(len(pool))
+    return FirstGeneration(pool, heldout, model, check_row(experiment, row, specs, 0))
+
+
+def check_row(experiment, row, specs, generation):
+    """One generation's metrics as float64 arrays, checked against the specs.
+
+    Raises
+    ------
+    ExperimentError
+        If a name is missing or not in the specs, a shape does not match the
+        spec's extra dimensions, or a value is non-finite where the spec does
+        not allow it.
+    """
+    names = [s.name for s in specs]
+    extra = sorted(set(row) - set(names))
+    missing = [n for n in names if n not in row]
+    who = type(experiment).__name__
+    if extra or missing:
+        what = (f"returned metric {extra[0]!r}, which is not in its metric_specs()" if extra
+                else f"did not return metric {missing[0]!r} of its metric_specs()")
+        raise ExperimentError(f"experiment {who} {what}; make metrics() and metric_specs() agree")
+    coords = None
+    out = {}
+    for spec in specs:
+        value = np.asarray(row[spec.name], dtype=np.float64)
+        if spec.extra_dims:
+            coords = experiment.coords() if coords is None else coords
+            limit = tuple(len(coords[d]) for d in spec.extra_dims)
+            ok = value.ndim == len(limit) and all(s <= n for s, n in zip(value.shape, limit))
+        else:
+            ok = value.ndim == 0
+        if not ok:
+            raise ExperimentError(f"experiment {who} returned metric {spec.name!r} with shape {value.shape}; "
+                                  f"its spec has extra dimensions {spec.extra_dims or '()'}")
+        if not spec.nan_ok and not np.all(np.isfinite(value)):
+            raise ExperimentError(
+                f"experiment {who}: metric {spec.name!r} is {value.ravel()[~np.isfinite(value.ravel())][0]} "
+                f"at generation {generation}; the cell is not stored (check the scales of the settings)")
+        out[spec.name] = value
+    return out
+
+
+def run_cell(experiment, alpha, generations, regime, streams, first=None):
     """Run one cell: ``generations`` fits of the recursive loop.
 
     Parameters
@@ -240,35 +408,51 @@ def run_cell(experiment, alpha, generations, regime, streams):
     regime : str
         One of :data:`REGIMES`.
     streams : hoi_fast.seeding.CellStreams
+    first : FirstGeneration, optional
+        Generation 0 of this seed, if already computed (for another α).
 
     Returns
     -------
     dict
         Metric name -> float64 array of shape ``(generations, *extra)``, for
         every spec of :func:`cell_metric_specs`.
+
+    Raises
+    ------
+    ExperimentError
+        If a generation's metrics break :func:`check_row`; the message names
+        the metric, the generation and the cell.
     """
     if regime not in REGIMES:
         raise ValueError(f"`regime` must be one of {REGIMES}, got {regime!r}")
-    pool = experiment.real_pool(streams.real())
-    heldout = experiment.heldout(streams.heldout(), pool)
-    parts, history = [pool], [pool]
-    model = first_model = None
-    rows = []
-    for g in range(generations):
-        rng = streams.generation(g)
-        acceptance = np.nan
-        if g > 0:
+    specs = cell_metric_specs(experiment)
+    try:
+        if first is None:
+            first = first_generation(experiment, streams, specs)
+        pool, heldout, model = first.pool, first.heldout, first.model
+        history = [pool]
+        rows = [first.row]
+        for g in range(1, generations):
+            rng = streams.generation(g)
             parts, acceptance = next_training_parts(
-                experiment, regime, alpha, g, model, history, pool, streams, rng, first_model
+                experiment, regime, alpha, g, model, history, pool, streams, rng, first.model
             )
-        model = experiment.fit(parts, rng)
-        if g == 0:
-            first_model = model
-        row = experiment.metrics(model, parts, heldout, rng)
-        row["acceptance"] = acceptance
-        row["train_size"] = float(sum(len(p) for p in parts))
-        rows.append(row)
-    return {
-        spec.name: np.asarray([row[spec.name] for row in rows], dtype=np.float64)
-        for spec in cell_metric_specs(experiment)
-    }
+            model = experiment.fit(parts, rng)
+            row = experiment.metrics(model, parts, heldout, rng)
+            row["acceptance"] = acceptance
+            row["train_size"] = float(sum(len(p) for p in parts))
+            rows.append(check_row(experiment, row, specs, g))
+    except ExperimentError as exc:
+        raise ExperimentError(f"cell (alpha = {alpha:g}, seed {streams.seed_index}): {exc}") from None
+    return {spec.name: _stack([row[spec.name] for row in rows]) for spec in specs}
+
+
+def _stack(values):
+    """Per-generation values as one float64 array, NaN-padded where a generation's extra axis is shorter."""
+    if all(v.shape == values[0].shape for v in values):
+        return np.stack(values)
+    shape = tuple(max(v.shape[i] for v in values) for i in range(values[0].ndim))
+    out = np.full((len(values),) + shape, np.nan)
+    for g, v in enumerate(values):
+        out[(g,) + tuple(slice(0, s) for s in v.shape)] = v
+    return out

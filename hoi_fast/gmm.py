@@ -37,12 +37,57 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hoi_fast.config import ConfigError, validate_truth
+from hoi_fast._validate import ConfigError, require
 from hoi_fast.kernels import gmm as _k
 
-__all__ = ["GMMParams", "FitResult", "fit", "sample", "log_density"]
+__all__ = ["GMMParams", "FitResult", "fit", "sample", "log_density", "validate_truth"]
 
 LLOYD_ITERS = _k.LLOYD_ITERS
+
+#: Largest coordinate magnitude accepted (points, means); covariance entries
+#: and ``reg_covar`` may reach its square.  Beyond it the squared distances and
+#: 2x2 determinants of EM overflow float64: rescale the data.
+MAX_COORDINATE = 1e50
+
+
+def validate_truth(weights, means, covariances, name="gmm.truth"):
+    """Validate and coerce the parameters of a 2-D Gaussian mixture.
+
+    Every check raises :class:`hoi_fast._validate.ConfigError` (a
+    ``ValueError``) naming ``name``.
+
+    Returns
+    -------
+    weights : ndarray, shape (K,), float64
+    means : ndarray, shape (K, 2), float64
+    covariances : ndarray, shape (K, 2, 2), float64
+    """
+    try:
+        w = np.asarray(weights, dtype=np.float64)
+        mu = np.asarray(means, dtype=np.float64)
+        cov = np.asarray(covariances, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"`{name}` weights, means and covariances must be numeric arrays") from None
+    require(w.ndim == 1 and w.size >= 1, f"`{name}.weights` must be a non-empty list, got shape {w.shape}")
+    k = w.size
+    require(mu.shape == (k, 2), f"`{name}.means` must have shape ({k}, 2) to match the weights, got {mu.shape}")
+    require(cov.shape == (k, 2, 2), f"`{name}.covariances` must have shape ({k}, 2, 2), got {cov.shape}")
+    for arr, part in ((w, "weights"), (mu, "means"), (cov, "covariances")):
+        require(np.all(np.isfinite(arr)), f"`{name}.{part}` must be finite numbers")
+    require(np.all(np.abs(mu) <= MAX_COORDINATE),
+            f"`{name}.means` must have coordinates of magnitude at most {MAX_COORDINATE:g}; rescale them")
+    require(np.all(np.abs(cov) <= MAX_COORDINATE ** 2),
+            f"`{name}.covariances` must have entries of magnitude at most {MAX_COORDINATE ** 2:g}; rescale them")
+    require(np.all(w > 0), f"`{name}.weights` must all be positive")
+    require(abs(w.sum() - 1.0) < 1e-9, f"`{name}.weights` must sum to 1, they sum to {w.sum():.12g}")
+    for j in range(k):
+        c = cov[j]
+        require(abs(c[0, 1] - c[1, 0]) <= 1e-12 * max(1.0, abs(c).max()),
+                f"`{name}.covariances[{j}]` must be symmetric")
+        det = c[0, 0] * c[1, 1] - c[0, 1] * c[1, 0]
+        require(c[0, 0] > 0 and det > 0,
+                f"`{name}.covariances[{j}]` must be positive definite (det = {det:.3g}); fix the covariances")
+    return w, mu, cov
 
 
 @dataclass(frozen=True, eq=False)  # eq on arrays would be ambiguous
@@ -140,6 +185,9 @@ def _as_points(X, name="X"):
         raise ValueError(f"`{name}` must have shape (n_points, 2), got {arr.shape}; reshape it")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"`{name}` must not contain NaN or inf; drop or impute those points")
+    if arr.size and np.abs(arr).max() > MAX_COORDINATE:
+        raise ValueError(f"`{name}` has coordinates beyond {MAX_COORDINATE:g} in magnitude, where EM overflows; "
+                         "rescale the data")
     return np.ascontiguousarray(arr)
 
 
@@ -155,17 +203,18 @@ def _as_int(name, value, minimum):
     return out
 
 
-def _as_float(name, value, *, positive):
+def _as_float(name, value, *, positive, maximum=math.inf):
     try:
         if isinstance(value, bool):
             raise TypeError
         out = float(value)
     except (TypeError, ValueError):
         out = math.nan
-    ok = math.isfinite(out) and (out > 0 if positive else out >= 0)
+    ok = math.isfinite(out) and (out > 0 if positive else out >= 0) and out <= maximum
     if not ok:
         what = "a positive finite number" if positive else "a finite number >= 0"
-        raise ValueError(f"`{name}` must be {what}, got {value!r}")
+        bound = f" (at most {maximum:g})" if math.isfinite(maximum) else ""
+        raise ValueError(f"`{name}` must be {what}{bound}, got {value!r}")
     return out
 
 
@@ -202,7 +251,8 @@ def fit(X, n_components, *, seed=None, init=None, max_iter=100, tol=1e-3, reg_co
     Parameters
     ----------
     X : array_like, shape (n, 2)
-        Training points; finite.
+        Training points; finite, coordinates of magnitude at most
+        :data:`MAX_COORDINATE` (``ValueError`` otherwise: rescale the data).
     n_components : int
         K, between 1 and n.
     seed : None, int or numpy.random.Generator
@@ -216,7 +266,8 @@ def fit(X, n_components, *, seed=None, init=None, max_iter=100, tol=1e-3, reg_co
         Convergence threshold (> 0) on the absolute change of the mean
         log-likelihood between iterations.
     reg_covar : float
-        Non-negative value added to the diagonal of every covariance.
+        Non-negative value added to the diagonal of every covariance (at
+        most ``MAX_COORDINATE ** 2``).
 
     Returns
     -------
@@ -232,7 +283,7 @@ def fit(X, n_components, *, seed=None, init=None, max_iter=100, tol=1e-3, reg_co
         )
     max_iter = _as_int("max_iter", max_iter, 1)
     tol = _as_float("tol", tol, positive=True)
-    reg_covar = _as_float("reg_covar", reg_covar, positive=False)
+    reg_covar = _as_float("reg_covar", reg_covar, positive=False, maximum=MAX_COORDINATE ** 2)
     if init is not None:
         init = _as_params(init, "init")
         if init.n_components != K:

@@ -17,22 +17,26 @@ import os
 import shlex
 import sys
 import time
+import traceback
 from contextlib import nullcontext
 from dataclasses import replace
 
 import numpy as np
 
 from hoi_fast.config import (
-    EXPERIMENTS,
-    ConfigError,
-    GMMConfig,
+    DEFAULT_ALPHAS,
+    DEFAULT_EXPERIMENT,
+    DEFAULT_GENERATIONS,
+    DEFAULT_SEEDS,
     GridConfig,
-    NGramConfig,
     as_dict,
+    load_toml,
 )
+from hoi_fast._validate import ConfigError
 from hoi_fast.executors import EXECUTORS, open_executor
-from hoi_fast.experiment import REGIMES, cell_metric_specs
-from hoi_fast.runner import Block, make_experiment, run_block
+from hoi_fast.experiment import REGIMES, ExperimentError, cell_metric_specs, first_generation, run_cell
+from hoi_fast.runner import BLOCK_CELLS, Block, make_experiment, run_block
+from hoi_fast.seeding import CellStreams
 from hoi_fast.store import (
     GroupLayout,
     ResultsFileError,
@@ -43,14 +47,6 @@ from hoi_fast.store import (
 )
 
 DEFAULT_OUT = "hoi_results.h5"
-DEFAULT_ALPHAS = 50
-DEFAULT_SEEDS = 100
-BLOCK_SEEDS = 5
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,17 +72,19 @@ def build_parser():
         "each for G generations) into one crash-safe, resumable HDF5 file.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--experiment", choices=EXPERIMENTS + ("both",), default=None,
-                   help="which experiment(s) to run [default: both]")
+    p.add_argument("--experiment", default=None, metavar="NAMES",
+                   help="experiments to run: all (every built-in), both (gmm and ngram), built-in names or "
+                   "plug-ins package.module:Class, separated by commas "
+                   f"[default: {DEFAULT_EXPERIMENT}]")
     p.add_argument("--alphas", default=None,
-                   help="N evenly spaced synthetic fractions in [0, 1] (ends included), "
-                   f"or a comma-separated list such as 0,0.5,0.9 [default: {DEFAULT_ALPHAS}]")
+                   help="a count N >= 2 of evenly spaced synthetic fractions in [0, 1] (ends included), "
+                   f"or a comma-separated list such as 0,0.5,0.9 (one value: 0.9 or 1.0) [default: {DEFAULT_ALPHAS}]")
     p.add_argument("--seeds", default=None, help=f"number of replicate seeds [default: {DEFAULT_SEEDS}]")
     p.add_argument("--generations", default=None,
-                   help=f"generations G per cell, generation 0 trained on real data [default: {GridConfig.generations}]")
+                   help=f"generations G per cell, generation 0 trained on real data [default: {DEFAULT_GENERATIONS}]")
     p.add_argument("--regime", choices=REGIMES, default=None, help="how training sets are built [default: mix]")
     p.add_argument("--root-seed", default=None, help="root seed of every random stream [default: 0]")
-    p.add_argument("--sweep", action="append", default=None, metavar="NAME=V1,V2,...",
+    p.add_argument("--sweep", action="append", default=None, metavar="NAME.PARAM=V1,V2,...",
                    help="add a grid axis sweeping an experiment parameter, e.g. gmm.samples=250,1000; "
                    "repeatable; replaces the [sweep] table of --config")
     p.add_argument("--jobs", default=None,
@@ -98,12 +96,13 @@ def build_parser():
                    "--executor dask starts a LocalCluster of --jobs workers")
     p.add_argument("--out", default=None, help=f"results file [default: {DEFAULT_OUT}]")
     p.add_argument("--config", default=None, metavar="FILE.toml",
-                   help="TOML file with [grid], [gmm], [gmm.truth] and [ngram] tables; flags override it")
+                   help="TOML file with a [grid] table, one table per experiment ([gmm], [gmm.truth], "
+                   "[ngram], ...) and a [sweep] table; flags override it")
     p.add_argument("--dry-run", action="store_true",
                    help="print the grid size, what is already done and an estimated time; write nothing")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing results file that holds another configuration")
-    p.add_argument("--flush-seconds", default=1.0, type=float,
+    p.add_argument("--flush-seconds", default="1",
                    help="at most this long between journal flushes of finished cells; a killed run "
                    "recomputes only cells finished since the last flush")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -112,91 +111,41 @@ def build_parser():
 
 # -- configuration -----------------------------------------------------------
 
-_GRID_KEYS = {"experiment", "alphas", "seeds", "generations", "regime", "root_seed"}
-_TRUTH_KEYS = {"weights": "truth_weights", "means": "truth_means", "covariances": "truth_covariances"}
-
-
-def _read_toml(path):
-    if not os.path.isfile(path):
-        raise ConfigError(f"`--config` file {path} does not exist; give a readable TOML file")
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"`--config` {path} is not valid TOML ({exc}); fix the file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"`--config` {path} cannot be read ({exc})") from None
-
-
-def _check_keys(table, known, where):
-    for key in table:
-        if key not in known:
-            raise ConfigError(
-                f"`{where}{key}` is not a known setting; known: {', '.join(sorted(known))}"
-            )
-
-
-def _dataclass_from(cls, table, where):
-    known = set(cls.__dataclass_fields__) - set(_TRUTH_KEYS.values())
-    _check_keys(table, known, where)
-    return cls(**table)
-
-
-def config_from_toml(data):
-    """Split a parsed TOML document into grid settings and experiment configs."""
-    _check_keys(data, {"grid", "gmm", "ngram", "sweep"}, "")
-    grid = dict(data.get("grid", {}))
-    _check_keys(grid, _GRID_KEYS, "grid.")
-    gmm = dict(data.get("gmm", {}))
-    truth = gmm.pop("truth", None)
-    gmm_config = _dataclass_from(GMMConfig, gmm, "gmm.")
-    if truth is not None:
-        _check_keys(truth, set(_TRUTH_KEYS), "gmm.truth.")
-        missing = set(_TRUTH_KEYS) - set(truth)
-        if missing:
-            raise ConfigError(f"`gmm.truth` needs weights, means and covariances; missing {', '.join(sorted(missing))}")
-        gmm_config = replace(gmm_config, **{_TRUTH_KEYS[k]: _as_tuple(v) for k, v in truth.items()})
-    ngram_config = _dataclass_from(NGramConfig, dict(data.get("ngram", {})), "ngram.")
-    sweep = data.get("sweep", {})
-    if not isinstance(sweep, dict):
-        raise ConfigError('`sweep` must be a table such as [sweep] "gmm.samples" = [250, 1000]')
-    grid["sweeps"] = tuple(_flatten_sweep(sweep))
-    return grid, gmm_config, ngram_config
-
-
-def _flatten_sweep(table, prefix=""):
-    # [sweep] "gmm.samples" = [...] and [sweep.gmm] samples = [...] both work.
-    for key, value in table.items():
-        if isinstance(value, dict):
-            yield from _flatten_sweep(value, f"{prefix}{key}.")
-        else:
-            if not isinstance(value, list):
-                value = [value]
-            yield (f"{prefix}{key}", value)
-
-
-def _as_tuple(value):
-    if isinstance(value, list):
-        return tuple(_as_tuple(v) for v in value)
-    return value
-
-
 def _parse_int(name, text):
     try:
-        return int(text)
+        return int(str(text).strip())
     except (TypeError, ValueError):
         raise ConfigError(f"`{name}` must be an integer, got {text!r}") from None
 
 
-def _parse_alphas(text):
-    text = str(text).strip()
-    if "," not in text:
-        try:
-            return int(text)
-        except ValueError:
-            pass
+def _parse_seconds(name, text):
     try:
-        return [float(a) for a in text.split(",") if a.strip() != ""]
+        value = float(str(text).strip())
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 86400:
+        raise ConfigError(f"`{name}` must be a number of seconds in [0, 86400], got {text!r}")
+    return value
+
+
+def _parse_alphas(text):
+    """A count (an integer without a point) or a comma-separated list of numbers."""
+    text = str(text).strip()
+    if "," not in text and "." not in text:
+        try:
+            count = int(text)
+        except ValueError:
+            count = None
+        if count is not None:
+            if count < 2:
+                raise ConfigError(f"`--alphas {text}` is a count of α values (N >= 2 evenly spaced in [0, 1]); "
+                                  "for a single α give it as a number with a point, e.g. --alphas 1.0 or 0.0")
+            return count
+    items = text.split(",")
+    if any(not item.strip() for item in items):
+        raise ConfigError(f"`--alphas` has an empty item in {text!r}; give numbers separated by single commas")
+    try:
+        return [float(a) for a in items]
     except ValueError:
         raise ConfigError(
             f"`--alphas` must be a count or a comma-separated list of numbers in [0, 1], got {text!r}"
@@ -206,43 +155,33 @@ def _parse_alphas(text):
 def _parse_sweep(text):
     name, sep, values = text.partition("=")
     if not sep or not name.strip() or not values.strip():
-        raise ConfigError(f"`--sweep` must look like NAME=V1,V2 (e.g. gmm.samples=250,1000), got {text!r}")
+        raise ConfigError(f"`--sweep` must look like NAME.PARAM=V1,V2 (e.g. gmm.samples=250,1000), got {text!r}")
     return (name.strip(), values)
 
 
 def config_from_args(args):
     """Merge defaults, the TOML file and the flags (flags win) into a GridConfig."""
-    grid, gmm, ngram = {}, GMMConfig(), NGramConfig()
-    if args.config:
-        grid, gmm, ngram = config_from_toml(_read_toml(args.config))
-    grid.setdefault("alphas", DEFAULT_ALPHAS)
-    grid.setdefault("seeds", DEFAULT_SEEDS)
+    settings = load_toml(args.config) if args.config is not None else {}
     if args.experiment is not None:
-        grid["experiment"] = args.experiment
+        settings["experiment"] = args.experiment
     if args.alphas is not None:
-        grid["alphas"] = _parse_alphas(args.alphas)
+        settings["alphas"] = _parse_alphas(args.alphas)
     if args.seeds is not None:
-        grid["seeds"] = _parse_int("--seeds", args.seeds)
+        settings["seeds"] = _parse_int("--seeds", args.seeds)
     if args.generations is not None:
-        grid["generations"] = _parse_int("--generations", args.generations)
+        settings["generations"] = _parse_int("--generations", args.generations)
     if args.regime is not None:
-        grid["regime"] = args.regime
+        settings["regime"] = args.regime
     if args.root_seed is not None:
-        grid["root_seed"] = _parse_int("--root-seed", args.root_seed)
+        settings["root_seed"] = _parse_int("--root-seed", args.root_seed)
     if args.sweep:
-        grid["sweeps"] = tuple(_parse_sweep(text) for text in args.sweep)
-    return GridConfig(gmm=gmm, ngram=ngram, **grid)
-
-
-def run_identity(config):
-    """What a results file must match to be resumed: everything that decides numbers."""
-    identity = as_dict(config)
-    if config.experiment != "both":
-        identity.pop("ngram" if config.experiment == "gmm" else "gmm")
-    return identity
+        settings["sweeps"] = tuple(_parse_sweep(text) for text in args.sweep)
+    return GridConfig(**settings)
 
 
 def _check_out(path, overwrite):
+    if not path:
+        raise ConfigError(f"`--out` must be a file name such as {DEFAULT_OUT}, got an empty string")
     folder = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(folder):
         raise ConfigError(f"`--out` folder {folder} does not exist; create it or choose another path")
@@ -265,22 +204,26 @@ def _merged_coords(experiments):
     return coords
 
 
-def sweep_points(config, name):
-    """Every combination of the sweep values of experiment ``name``: (index tuple, {name: value})."""
-    sweeps = config.sweeps_for(name)
-    for index in np.ndindex(*(len(s.values) for s in sweeps)):
-        yield tuple(int(i) for i in index), {s.name: s.values[i] for s, i in zip(sweeps, index)}
+def _merged_specs(name, experiments):
+    """The metric specs shared by every swept configuration (NaN allowed where any allows it)."""
+    specs = [cell_metric_specs(e) for e in experiments]
+    names = [[s.name for s in spec] for spec in specs]
+    if any(n != names[0] for n in names):
+        raise ConfigError(f"`--sweep` over {name} changes the metrics the experiment records; "
+                          "sweep that parameter in separate runs")
+    return tuple(replace(first, nan_ok=any(s[i].nan_ok for s in specs)) for i, first in enumerate(specs[0]))
 
 
 def layouts_for(config):
     """The results-file group layout of every experiment in ``config``."""
     layouts = []
     for name in config.experiments:
-        experiments = [make_experiment(name, config.experiment_config(name, values))
-                       for _, values in sweep_points(config, name)]
+        entry = config.entry(name)
+        experiments = [make_experiment(entry, config.experiment_config(name, values))
+                       for _, values in config.sweep_points(name)]
         sweep_dims = tuple((s.field, np.asarray(s.values)) for s in config.sweeps_for(name))
-        specs = tuple(cell_metric_specs(experiments[0]))
-        clash = {d for d, _ in sweep_dims} & ({sp.name for sp in specs} | {"done", "generation"})
+        specs = _merged_specs(name, experiments)
+        clash = {d for d, _ in sweep_dims} & ({sp.name for sp in specs} | {"done", "generation", "alpha", "seed"})
         if clash:
             raise ConfigError(f"`--sweep {name}.{clash.pop()}` clashes with a stored name; it cannot be swept")
         layouts.append(GroupLayout(
@@ -295,16 +238,24 @@ def layouts_for(config):
     return layouts
 
 
-def cell_count(config, name):
-    """Number of cells of experiment ``name``."""
-    n = len(config.alphas) * config.seeds
-    for sweep in config.sweeps_for(name):
-        n *= len(sweep.values)
-    return n
+def notes(config):
+    """One-line remarks of the experiments (e.g. a truth without a tail), each once."""
+    out = []
+    for name in config.experiments:
+        for _, values in config.sweep_points(name):
+            experiment = make_experiment(config.entry(name), config.experiment_config(name, values))
+            for note in getattr(experiment, "notes", lambda: [])():
+                if note not in out:
+                    out.append(note)
+    return out
 
 
 def pending_blocks(config, done):
-    """Blocks of cells not yet done, slowest experiment first.
+    """Blocks of cells not yet done.
+
+    A block holds the pending α of some seeds of one (experiment, swept
+    values) point, at most :data:`~hoi_fast.runner.BLOCK_CELLS` cells, so that
+    generation 0 of a seed is computed once for its whole α row.
 
     Parameters
     ----------
@@ -312,13 +263,20 @@ def pending_blocks(config, done):
     done : dict of str -> bool ndarray over the cell dimensions
     """
     blocks = []
-    for name in sorted(config.experiments, key=lambda e: e != "ngram"):
-        for a in range(len(config.alphas)):
-            for sweep_index, _ in sweep_points(config, name):
-                row = done[name][(a, *sweep_index)]
-                todo = [s for s in range(config.seeds) if not row[s]]
-                for start in range(0, len(todo), BLOCK_SEEDS):
-                    blocks.append(Block(name, a, sweep_index, tuple(todo[start:start + BLOCK_SEEDS])))
+    for name in config.experiments:
+        for sweep_index, _ in config.sweep_points(name):
+            cells, size = [], 0
+            for seed in range(config.seeds):
+                todo = [a for a in range(len(config.alphas)) if not done[name][(a, *sweep_index, seed)]]
+                for start in range(0, len(todo), BLOCK_CELLS):
+                    chunk = tuple(todo[start:start + BLOCK_CELLS])
+                    if size + len(chunk) > BLOCK_CELLS and cells:
+                        blocks.append(Block(name, sweep_index, tuple(cells)))
+                        cells, size = [], 0
+                    cells.append((seed, chunk))
+                    size += len(chunk)
+            if cells:
+                blocks.append(Block(name, sweep_index, tuple(cells)))
     return blocks
 
 
@@ -382,17 +340,42 @@ def execute(config, blocks, writer, progress, executor=None):
         raise
 
 
-def estimate_seconds(config, blocks, jobs):
-    """Time one warm cell per experiment and extrapolate to ``blocks``."""
-    per_cell = {}
-    for name in config.experiments:
-        probe = Block(name, len(config.alphas) // 2, next(sweep_points(config, name))[0], (0,))
-        run_block(config, probe)  # warm-up: JIT and corpus
+def _cell_costs(config, name):
+    """Seconds of generation 0 of a seed and of the other generations of one cell, measured warm."""
+    entry = config.entry(name)
+    _, values = next(config.sweep_points(name))
+    experiment = make_experiment(entry, config.experiment_config(name, values))
+    alpha = config.alphas[len(config.alphas) // 2]
+    streams = CellStreams(config.root_seed, entry.stream_key, 0, alpha, tuple(values.values()))
+    for _ in range(2):  # the first round compiles (JIT) and loads data
         t0 = time.perf_counter()
-        run_block(config, probe)
-        per_cell[name] = time.perf_counter() - t0
-    work = sum(per_cell[b.experiment] * len(b.seed_indices) for b in blocks)
-    return work / max(1, min(jobs, len(blocks) or 1)), per_cell
+        first = first_generation(experiment, streams)
+        t1 = time.perf_counter()
+        run_cell(experiment, alpha, config.generations, config.regime, streams, first)
+        t2 = time.perf_counter()
+    return t1 - t0, t2 - t1
+
+
+def estimate_seconds(config, blocks, jobs):
+    """Time one warm cell per experiment and extrapolate to ``blocks``.
+
+    Returns
+    -------
+    seconds : float
+        Estimated wall time on ``jobs`` workers.
+    per_cell : dict of str -> float
+        Estimated seconds of one cell of each experiment, generation 0 shared
+        across its α row as the blocks share it.
+    """
+    costs = {name: _cell_costs(config, name) for name in config.experiments}
+    work, cells = {}, {}
+    for block in blocks:
+        first, rest = costs[block.experiment]
+        work[block.experiment] = work.get(block.experiment, 0.0) + first * len(block.cells) + rest * len(block)
+        cells[block.experiment] = cells.get(block.experiment, 0) + len(block)
+    per_cell = {name: work[name] / cells[name] if cells.get(name) else sum(costs[name])
+                for name in config.experiments}
+    return sum(work.values()) / max(1, min(jobs, len(blocks) or 1)), per_cell
 
 
 def _no_done_masks(config):
@@ -402,10 +385,10 @@ def _no_done_masks(config):
 
 def dry_run(config, out, jobs):
     """Print the grid size, what is done and an estimated time; write nothing."""
-    resumable = os.path.exists(out) and holds_config(out, run_identity(config))
+    resumable = os.path.exists(out) and holds_config(out, config.identity(), same_run(config))
     done = done_masks(out, config.experiments) if resumable else _no_done_masks(config)
     blocks = pending_blocks(config, done)
-    n_cells = sum(cell_count(config, name) for name in config.experiments)
+    n_cells = sum(config.cell_count(name) for name in config.experiments)
     n_done = sum(int(m.sum()) for m in done.values())
     seconds, per_cell = estimate_seconds(config, blocks, jobs)
     sweeps = "".join(f" x {len(s.values)} {s.name}" for s in config.sweeps)
@@ -414,9 +397,57 @@ def dry_run(config, out, jobs):
     if os.path.exists(out) and not resumable:
         print(f"{out} holds another configuration: running would need --overwrite")
     print(f"done: {n_done} of {n_cells} cells in {out}")
-    print("time per cell: " + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in per_cell.items()))
+    print("time per cell: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in per_cell.items()))
     print(f"estimated time for the remaining {n_cells - n_done} cells with {jobs} job(s): "
           f"{seconds:.0f} s (+ a few seconds of start-up per worker)")
+
+
+def same_run(config):
+    """A predicate: does a results file's stored configuration describe ``config``?
+
+    The stored configuration is rebuilt first, so a file written by an older
+    version (``experiment = "both"``, fewer settings) still resumes when it
+    describes the same run.
+    """
+    identity = config.identity()
+
+    def check(stored):
+        try:
+            return GridConfig.from_identity(stored).identity() == identity
+        except (ConfigError, TypeError, ValueError):
+            return False
+    return check
+
+
+def probe_plugins(config):
+    """Run one short cell of every plug-in experiment in this process before anything is written.
+
+    A plug-in that raises, returns a metric outside its specs, a wrong shape
+    or a non-finite value is refused with one line (:class:`ExperimentError`).
+    """
+    for entry in config.entries:
+        if entry.builtin:
+            continue
+        _, values = next(config.sweep_points(entry.name))
+        alpha = max(config.alphas)
+        streams = CellStreams(config.root_seed, entry.stream_key, 0, alpha, tuple(values.values()))
+        try:
+            experiment = make_experiment(entry, config.experiment_config(entry.name, values))
+            run_cell(experiment, alpha, min(2, config.generations), config.regime, streams)
+        except ExperimentError as exc:
+            raise ExperimentError(f"{entry.name}: a probe cell failed: {exc}") from None
+        except Exception as exc:
+            raise ExperimentError(f"{entry.name}: a probe cell (alpha = {alpha:g}, seed 0) raised "
+                                  f"{type(exc).__name__}: {exc} {_where(exc)}; fix the experiment") from None
+
+
+def _where(exc):
+    """``(at FILE:LINE in FUNCTION)`` of the innermost frame of an exception."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f"(at {os.path.basename(f.filename)}:{f.lineno} in {f.name})"
 
 
 def run(config, out, jobs=1, overwrite=False, command_line="", quiet=False, executor="local",
@@ -449,19 +480,23 @@ def run(config, out, jobs=1, overwrite=False, command_line="", quiet=False, exec
         Number of cells run by this call.
     """
     layouts = layouts_for(config)
-    identity = run_identity(config)
+    identity = config.identity()
     if not overwrite:
-        check_resumable(out, identity)
+        check_resumable(out, identity, same_run(config))
+    probe_plugins(config)
+    if not quiet:
+        for note in notes(config):
+            print(f"[hoi_fast.grid] note: {note}", file=sys.stderr)
     # The executor is up before the file is touched: a failure to start it writes nothing.
     with (open_executor(executor, jobs, scheduler) if isinstance(executor, str)
           else nullcontext(executor)) as pool:
         writer = ResultsWriter(out, layouts, identity, command_line, overwrite=overwrite,
-                               flush_seconds=flush_seconds)
+                               flush_seconds=flush_seconds, same_run=same_run(config))
         try:
             done = {name: writer.done_mask(name) for name in config.experiments}
             blocks = pending_blocks(config, done)
-            total = sum(cell_count(config, name) for name in config.experiments)
-            progress = Progress(total, total - sum(len(b.seed_indices) for b in blocks), quiet)
+            total = sum(config.cell_count(name) for name in config.experiments)
+            progress = Progress(total, total - sum(len(b) for b in blocks), quiet)
             try:
                 execute(config, blocks, writer, progress, pool)
             finally:
@@ -470,7 +505,7 @@ def run(config, out, jobs=1, overwrite=False, command_line="", quiet=False, exec
             writer.close(finished=False)
             raise
         writer.close(finished=True)
-    return sum(len(b.seed_indices) for b in blocks)
+    return sum(len(b) for b in blocks)
 
 
 def main(argv=None):
@@ -491,12 +526,11 @@ def main(argv=None):
         command_line = shlex.join([os.path.basename(sys.executable), "-m", "hoi_fast.grid"]
                                   + list(sys.argv[1:] if argv is None else argv))
         t0 = time.perf_counter()
-        if not args.flush_seconds >= 0:
-            raise ConfigError(f"`--flush-seconds` must be >= 0, got {args.flush_seconds}")
+        flush_seconds = _parse_seconds("--flush-seconds", args.flush_seconds)
         if args.scheduler and args.executor != "dask":
             raise ConfigError("`--scheduler` needs `--executor dask`")
         n = run(config, out, jobs, args.overwrite, command_line, args.quiet,
-                executor=args.executor, scheduler=args.scheduler, flush_seconds=args.flush_seconds)
+                executor=args.executor, scheduler=args.scheduler, flush_seconds=flush_seconds)
         if not args.quiet:
             print(f"[hoi_fast.grid] {n} cells run in {time.perf_counter() - t0:.1f} s; results in {out}",
                   file=sys.stderr)

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hoi_fast.config import SMOOTHINGS
 from hoi_fast.kernels import ngram as _k
 from hoi_fast.kernels import ngram_sample as _sampler
 
+SMOOTHINGS = ("kneser-ney", "add-k", "mle")
 MAX_ORDER = 10
 MAX_VOCAB = 2**24  # symbols; every Unicode code point fits
 

@@ -40,7 +40,6 @@ import numpy as np
 from hoi_fast import stats
 from hoi_fast.store import ResultsFileError, experiments_in, read_group
 
-DEFAULT_METRIC = {"gmm": "real_nll", "ngram": "real_bpc"}
 CELL_TAIL = ("seed", "generation")
 CURVES = 6  # α shown as lines by default
 GAP_CURVES = 3
@@ -120,12 +119,10 @@ class Loaded:
     config: dict
 
 
-def _counterpart(metric, prefix, data):
-    """``real_X`` -> ``self_X`` / ``tail_X`` when the file has it."""
-    if not metric.startswith("real_"):
-        return None
-    name = prefix + metric[len("real_"):]
-    return name if name in data else None
+def _with_role(group, role):
+    """The per-generation scalar metrics of ``group`` whose stored role is ``role``, sorted by name."""
+    return sorted(k for k, a in group.attrs.items()
+                  if a.get("role") == role and group.dims[k][-2:] == CELL_TAIL)
 
 
 def _check_metric(group, metric):
@@ -156,13 +153,18 @@ def load(path, name, metric=None):
         If ``metric`` is not a per-generation scalar metric of the experiment.
     """
     group = read_group(path, name)
-    metric = metric or DEFAULT_METRIC.get(name) or next(
-        (k for k in sorted(group.data) if k.startswith("real_")), None)
+    real = _with_role(group, "real")
+    metric = metric or (real[0] if real else None)
     if metric is None:
-        raise ReportError(f"{name} has no real_* metric; pass --metric")
+        raise ReportError(f"{name} has no metric with the role `real` (a loss on held-out real data); "
+                          "pass --metric")
     _check_metric(group, metric)
-    self_metric = _counterpart(metric, "self_", group.data)
-    tail_metric = _counterpart(metric, "tail_", group.data)
+    # the gap and tail figures pair the real-role metric with the self- and tail-role ones
+    paired = metric in real
+    self_metric = next(iter(_with_role(group, "self")), None) if paired else None
+    tail_metric = next(iter(_with_role(group, "tail")), None) if paired else None
+    if tail_metric is not None and not np.any(np.isfinite(group.data[tail_metric])):
+        tail_metric = None  # e.g. a truth without a tail: nothing to draw
     sweeps = group.dims[metric][1:-2]
     cubes = {k: _masked(group, k) for k in (metric, self_metric, tail_metric) if k}
     facets = []
@@ -750,6 +752,15 @@ def _check_out_dir(out_dir):
         raise ReportError(f"`--out` parent folder {parent} does not exist; create it or choose another --out")
 
 
+def _experiment_words(text):
+    """The group names a report ``--experiment`` selection names (plug-ins by their results group)."""
+    words = []
+    for word in text.split(","):
+        word = word.strip()
+        words += ["gmm", "ngram"] if word == "both" else [word]
+    return words
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with the project's error voice: one line, exit status 2."""
 
@@ -798,11 +809,13 @@ def build_parser():
     p.add_argument("results", metavar="RESULTS.h5", help="results file written by python -m hoi_fast.grid")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="folder for the figures and summary.md [default: RESULTS_report next to the file]")
-    p.add_argument("--experiment", choices=("gmm", "ngram", "all"), default="all",
-                   help="which experiment(s) of the file to report")
+    p.add_argument("--experiment", default="all",
+                   help="which experiment(s) of the file to report: all, both (gmm and ngram), or names "
+                        "separated by commas, as given to python -m hoi_fast.grid")
     p.add_argument("--metric", default=None,
-                   help="real-data metric to analyse (higher = worse); its self_/tail_ counterparts are "
-                        "used for the gap and tail figures [default: real_nll for gmm, real_bpc for ngram]")
+                   help="metric to analyse (higher = worse); with the experiment's metric of role `real` "
+                        "its `self` and `tail` metrics draw the gap and tail figures [default: the metric "
+                        "of role `real`, e.g. real_nll for gmm, real_bpc for ngram]")
     p.add_argument("--alphas", type=_alpha_list, default=None,
                    help="comma-separated α of the grid to draw as curves and list in the tables "
                         f"[default: {CURVES} evenly spread α]")
@@ -831,7 +844,7 @@ def main(argv=None):
                       tolerance=args.tolerance, generation=args.generation,
                       simultaneous=args.simultaneous, seed=args.seed)
     out = args.out or os.path.splitext(args.results)[0] + "_report"
-    experiments = None if args.experiment == "all" else [args.experiment]
+    experiments = None if args.experiment.strip() == "all" else _experiment_words(args.experiment)
     try:
         t0 = time.perf_counter()
         summary = make_report(args.results, out, options, experiments)

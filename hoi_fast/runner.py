@@ -1,61 +1,69 @@
 """The worker side of the grid: build experiments once per process, run blocks of cells.
 
 Everything here is picklable and importable by name, so the same functions run
-in-process (``--jobs 1``), in a process pool, or on Dask workers.
+in-process (``--jobs 1``), in a process pool, or on Dask workers.  A plug-in
+experiment travels as its import string inside the configuration and is
+imported by the worker.
+
+A block is some seeds of one (experiment, swept values) point, each with the
+α values still to run.  Generation 0 does not depend on α, so it is computed
+once per seed of the block and shared by all its α
+(:func:`hoi_fast.experiment.first_generation`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hoi_fast.experiment import run_cell
+from hoi_fast.experiment import ExperimentError, first_generation, run_cell
 from hoi_fast.seeding import CellStreams
 
 _EXPERIMENTS = {}
 
+#: Most cells in one block: large enough to share generation 0 across an α row,
+#: small enough that progress and the journal hear from a block every few seconds.
+BLOCK_CELLS = 64
 
-def make_experiment(name, config):
-    """The experiment object for one experiment configuration, built once per process.
+
+def make_experiment(entry, config):
+    """The experiment object for one configuration, built once per process.
 
     Parameters
     ----------
-    name : {"gmm", "ngram"}
-    config : hoi_fast.config.GMMConfig or hoi_fast.config.NGramConfig
+    entry : hoi_fast.experiments.Entry
+    config : dataclass
+        An instance of ``entry.config_class``.
     """
-    key = (name, config)
+    key = (entry.spec, config)
     if key not in _EXPERIMENTS:
-        if name == "gmm":
-            from hoi_fast.experiments.gmm import GMMExperiment
-
-            _EXPERIMENTS[key] = GMMExperiment(config)
-        else:
-            from hoi_fast.experiments.ngram import NGramExperiment
-
-            _EXPERIMENTS[key] = NGramExperiment(config)
+        _EXPERIMENTS[key] = entry.experiment_class(config)
     return _EXPERIMENTS[key]
 
 
 @dataclass(frozen=True)
 class Block:
-    """A task: some seeds of one (experiment, alpha, swept values) row.
+    """A task: some cells of one (experiment, swept values) point.
 
     Attributes
     ----------
     experiment : str
-    alpha_index : int
+        The experiment's name.
     sweep_index : tuple of int
         Position along each of the experiment's sweep axes (empty without sweeps).
-    seed_indices : tuple of int
+    cells : tuple of (int, tuple of int)
+        ``(seed_index, alpha_indices)``: the α still to run for each seed.
     """
 
     experiment: str
-    alpha_index: int
     sweep_index: tuple
-    seed_indices: tuple
+    cells: tuple
 
-    def cell_index(self, seed_index):
+    def __len__(self):
+        return sum(len(alphas) for _, alphas in self.cells)
+
+    def cell_index(self, alpha_index, seed_index):
         """Position of a cell along the group's cell dimensions."""
-        return (self.alpha_index, *self.sweep_index, seed_index)
+        return (alpha_index, *self.sweep_index, seed_index)
 
 
 def run_block(config, block):
@@ -74,15 +82,24 @@ def run_block(config, block):
     """
     sweeps = config.sweeps_for(block.experiment)
     values = tuple(s.values[i] for s, i in zip(sweeps, block.sweep_index))
+    entry = config.entry(block.experiment)
     experiment = make_experiment(
-        block.experiment,
-        config.experiment_config(block.experiment, {s.name: v for s, v in zip(sweeps, values)}),
-    )
-    alpha = config.alphas[block.alpha_index]
+        entry, config.experiment_config(block.experiment, {s.name: v for s, v in zip(sweeps, values)}))
     out = []
-    for seed_index in block.seed_indices:
-        streams = CellStreams(config.root_seed, block.experiment, seed_index, alpha, values)
-        metrics = run_cell(experiment, alpha, config.generations, config.regime, streams)
-        out.append((block.cell_index(seed_index), metrics))
+    try:
+        for seed_index, alpha_indices in block.cells:
+            first = None
+            for a in alpha_indices:
+                alpha = config.alphas[a]
+                streams = CellStreams(config.root_seed, entry.stream_key, seed_index, alpha, values)
+                if first is None:
+                    try:
+                        first = first_generation(experiment, streams)
+                    except ExperimentError as exc:
+                        raise ExperimentError(f"cell (seed {seed_index}, generation 0): {exc}") from None
+                metrics = run_cell(experiment, alpha, config.generations, config.regime, streams, first)
+                out.append((block.cell_index(a, seed_index), metrics))
+    except ExperimentError as exc:
+        where = ", ".join(f"{s.field} = {v}" for s, v in zip(sweeps, values))
+        raise ExperimentError(f"{block.experiment}{f' ({where})' if where else ''} {exc}") from None
     return out
-

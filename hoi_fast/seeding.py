@@ -7,12 +7,18 @@ stream is for:
 ==============  ====================================================  ==========
 stream          spawn key                                             shared by
 ==============  ====================================================  ==========
-real pool R     (experiment, seed, 0)                                 all α
-held-out sets   (experiment, seed, 1)                                 all α
-fresh real, g   (experiment, seed, 2, g)                              all α
-generation 0    (experiment, seed, 4)                                 all α, sweeps
-generation g≥1  (experiment, seed, 3, α bits, sweep bits..., g)       one cell
+real pool R     (key, seed, 0)                                        all α
+held-out sets   (key, seed, 1)                                        all α
+fresh real, g   (key, seed, 2, g)                                     all α
+generation 0    (key, seed, 4)                                        all α, sweeps
+generation g≥1  (key, seed, 3, α bits, sweep bits..., g)              one cell
 ==============  ====================================================  ==========
+
+where ``key`` is the experiment's stream key from the registry
+(:mod:`hoi_fast.experiments`): a fixed small number for a built-in
+experiment (``gmm`` 1, ``ngram`` 2, ...), and for a plug-in a number derived
+from its name (:func:`plugin_stream_key`), so renaming a plug-in changes its
+streams.
 
 so R, the held-out sets, the fresh real draws and the random choices of
 generation 0 (which trains on R alone) are *common random numbers* across α
@@ -29,8 +35,6 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-
-EXPERIMENT_KEYS = {"gmm": 1, "ngram": 2}
 
 _REAL, _HELDOUT, _FRESH, _GENERATION, _FIRST_GENERATION = 0, 1, 2, 3, 4
 
@@ -49,6 +53,15 @@ def value_key(value):
     return (hi, lo)
 
 
+def plugin_stream_key(name):
+    """The stream key of a plug-in experiment called ``name``: ``2**31 + crc32(name) mod 2**31``.
+
+    Built-in experiments have keys below ``2**31``, so a plug-in never shares
+    the streams of a built-in one.
+    """
+    return (1 << 31) | (zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF)
+
+
 def generator(root_seed, spawn_key):
     """A PCG64 ``Generator`` for ``SeedSequence(root_seed, spawn_key=...)``."""
     ss = np.random.SeedSequence(int(root_seed), spawn_key=tuple(int(k) for k in spawn_key))
@@ -63,8 +76,8 @@ class CellStreams:
     ----------
     root_seed : int
         The grid's root seed.
-    experiment : {"gmm", "ngram"}
-        Which experiment the cell belongs to.
+    stream_key : int
+        The experiment's stream key (:mod:`hoi_fast.experiments`).
     seed_index : int
         The replicate (seed) index of the cell.
     alpha : float
@@ -74,13 +87,13 @@ class CellStreams:
     """
 
     root_seed: int
-    experiment: str
+    stream_key: int
     seed_index: int
     alpha: float
     sweep: tuple = ()
 
     def _base(self):
-        return (EXPERIMENT_KEYS[self.experiment], int(self.seed_index))
+        return (int(self.stream_key), int(self.seed_index))
 
     def real(self):
         """Stream for the real training pool R (shared across α)."""

@@ -12,7 +12,8 @@ Schema (``E`` is ``gmm`` or ``ngram``)::
     /E/component, /E/axis, /E/axis2, /E/symbol ...  extra scales of the metrics
     /E/done    (alpha, [sweeps...], seed) int8: 1 once a cell is stored
     /E/<metric> (alpha, [sweeps...], seed, generation, *extra) float64, NaN
-               until computed; attrs units, long_name; chunked per alpha row,
+               until computed; attrs units, long_name, role (real, self,
+               tail or empty: what the report does with it); chunked per alpha row,
                gzip-compressed
 
 Every dimension is an HDF5 dimension scale, so
@@ -136,6 +137,7 @@ def _create_group(f, layout):
         )
         ds.attrs["units"] = spec.units
         ds.attrs["long_name"] = spec.long_name
+        ds.attrs["role"] = spec.role or ""
         _attach(ds, g, cell_names + ["generation"] + list(spec.extra_dims))
 
 
@@ -269,14 +271,21 @@ def done_masks(path, groups):
     return masks
 
 
-def holds_config(path, config):
-    """True if the results file ``path`` was written for ``config`` (a JSON-ready dict)."""
-    return stored_config(path) == json.loads(json.dumps(config, sort_keys=True))
+def holds_config(path, config, same_run=None):
+    """True if the results file ``path`` was written for ``config`` (a JSON-ready dict).
+
+    ``same_run(stored)``, if given, decides instead of JSON equality (e.g. to
+    accept a file whose identity an older version wrote in another form).
+    """
+    stored = stored_config(path)
+    if same_run is not None:
+        return bool(same_run(stored))
+    return stored == json.loads(json.dumps(config, sort_keys=True))
 
 
-def check_resumable(path, config):
-    """Raise ResultsFileError unless ``path`` is absent or holds ``config``."""
-    if os.path.exists(path) and not holds_config(path, config):
+def check_resumable(path, config, same_run=None):
+    """Raise ResultsFileError unless ``path`` is absent or holds ``config`` (see :func:`holds_config`)."""
+    if os.path.exists(path) and not holds_config(path, config, same_run):
         raise ResultsFileError(
             f"`--out` {path} holds results of a different configuration; "
             "pass --overwrite to replace it or choose another --out"
@@ -307,14 +316,18 @@ class ResultsWriter:
         Replace an existing file whose configuration differs.
     flush_seconds : float
         Minimum time between journal flushes; 0 flushes after every cell.
+    same_run : callable, optional
+        ``same_run(stored_config_dict) -> bool`` decides whether an existing
+        file belongs to this run (default: JSON equality with ``config``).
     """
 
-    def __init__(self, path, layouts, config, command_line="", overwrite=False, flush_seconds=1.0):
+    def __init__(self, path, layouts, config, command_line="", overwrite=False, flush_seconds=1.0,
+                 same_run=None):
         self.path = os.fspath(path)
         self.flush_seconds = flush_seconds
         config_json = json.dumps(config, sort_keys=True)
         if os.path.exists(self.path) and not overwrite:
-            check_resumable(self.path, config)
+            check_resumable(self.path, config, same_run)
             consolidate(self.path)  # a killed run's journal: keep its intact cells
         else:
             self._create(layouts, config_json, command_line)
@@ -401,7 +414,7 @@ class ResultsGroup:
     data : dict of str -> ndarray
         Every metric, float64 with NaN where not computed.
     attrs : dict of str -> dict
-        ``units`` and ``long_name`` of each metric.
+        ``units``, ``long_name`` and ``role`` (``""`` for none) of each metric.
     done : ndarray of bool
         Shape of the cell dimensions.
     cell_dims : tuple of str
@@ -432,6 +445,12 @@ def _dims_of(ds):
     return tuple(ds.dims[i][0].name.rsplit("/", 1)[-1] for i in range(ds.ndim))
 
 
+def _legacy_role(metric):
+    """The role of a metric of a file written before roles were stored (gmm and ngram only)."""
+    return {"real_nll": "real", "real_bpc": "real", "self_nll": "self", "self_bpc": "self",
+            "tail_nll": "tail", "tail_bpc": "tail"}.get(metric, "")
+
+
 def read_group(path, name):
     """Read one experiment group of a results file.
 
@@ -457,7 +476,9 @@ def read_group(path, name):
             elif key != "done":
                 data[key] = ds[...]
                 dims[key] = _dims_of(ds)
-                attrs[key] = {k: str(v) for k, v in ds.attrs.items() if k in ("units", "long_name")}
+                attrs[key] = {k: str(v) for k, v in ds.attrs.items() if k in ("units", "long_name", "role")}
+                if "role" not in ds.attrs:  # a file written before metrics had roles
+                    attrs[key]["role"] = _legacy_role(key)
         provenance = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
         return ResultsGroup(
             name=name, coords=coords, dims=dims, data=data, attrs=attrs,

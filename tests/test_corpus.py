@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from hoi_fast import corpus
-from hoi_fast.config import ConfigError, NGramConfig
+from hoi_fast._validate import ConfigError
+from hoi_fast.experiments.ngram import NGramConfig
 from hoi_fast.experiments.ngram import NGramExperiment
 
 

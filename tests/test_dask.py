@@ -10,14 +10,16 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from hoi_fast import grid  # noqa: E402
-from hoi_fast.config import GridConfig, GMMConfig, NGramConfig  # noqa: E402
+from hoi_fast.config import GridConfig
+from hoi_fast.experiments.gmm import GMMConfig
+from hoi_fast.experiments.ngram import NGramConfig  # noqa: E402
 
 from test_grid import assert_same_results, datasets  # noqa: E402
 
 TINY = dict(
-    generations=3, seeds=6, alphas=(0.0, 0.5, 1.0),
-    gmm=GMMConfig(components=3, samples=200, heldout=400, tail_heldout=100, self_samples=200),
-    ngram=NGramConfig(train_chars=3000, heldout_chars=2000, self_chars=500),
+    experiment="both", generations=3, seeds=6, alphas=(0.0, 0.5, 1.0),
+    configs={"gmm": GMMConfig(components=3, samples=200, heldout=400, tail_heldout=100, self_samples=200),
+             "ngram": NGramConfig(train_chars=3000, heldout_chars=2000, self_chars=500)},
 )
 
 
@@ -100,7 +102,7 @@ def _tiny_toml(tmp_path):
 
 
 def test_missing_dask_says_how_to_install(monkeypatch):
-    from hoi_fast.config import ConfigError
+    from hoi_fast._validate import ConfigError
     from hoi_fast.executors import open_executor
 
     monkeypatch.setitem(sys.modules, "distributed", None)  # makes `import distributed` fail

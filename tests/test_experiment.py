@@ -61,7 +61,7 @@ class TaggedToy:
 
 
 def streams(alpha, seed=0):
-    return CellStreams(7, "gmm", seed, alpha)
+    return CellStreams(7, 1, seed, alpha)
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.25, 0.5, 0.9, 1.0])
@@ -174,14 +174,14 @@ def test_unknown_regime_is_rejected():
 
 
 def test_generation_stream_is_keyed_by_value_not_position():
-    s = CellStreams(1, "ngram", 2, 0.25)
-    again = CellStreams(1, "ngram", 2, 0.25)
+    s = CellStreams(1, 2, 2, 0.25)
+    again = CellStreams(1, 2, 2, 0.25)
     assert s.generation(3).random() == again.generation(3).random()
-    assert s.generation(3).random() != CellStreams(1, "ngram", 2, 0.5).generation(3).random()
+    assert s.generation(3).random() != CellStreams(1, 2, 2, 0.5).generation(3).random()
     assert s.generation(3).random() != s.generation(4).random()
     assert value_key(-0.0) == value_key(0.0)
     # generation 0 trains on R alone: its stream is shared by every alpha
-    assert s.generation(0).random() == CellStreams(1, "ngram", 2, 0.5).generation(0).random()
-    assert s.generation(0).random() != CellStreams(1, "ngram", 3, 0.25).generation(0).random()
-    assert s.generation(0).random() == CellStreams(1, "ngram", 2, 0.25, (7.0,)).generation(0).random()
-    assert s.generation(1).random() != CellStreams(1, "ngram", 2, 0.25, (7.0,)).generation(1).random()
+    assert s.generation(0).random() == CellStreams(1, 2, 2, 0.5).generation(0).random()
+    assert s.generation(0).random() != CellStreams(1, 2, 3, 0.25).generation(0).random()
+    assert s.generation(0).random() == CellStreams(1, 2, 2, 0.25, (7.0,)).generation(0).random()
+    assert s.generation(1).random() != CellStreams(1, 2, 2, 0.25, (7.0,)).generation(1).random()

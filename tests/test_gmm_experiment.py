@@ -5,10 +5,10 @@ import pytest
 from scipy import stats
 
 import reference_gmm as ref
-from hoi_fast.config import GMMConfig
+from hoi_fast.experiments.gmm import GMMConfig
 from hoi_fast.experiment import MetricSpec, cell_metric_specs, run_cell
 from hoi_fast.experiments.gmm import GMMExperiment
-from hoi_fast.seeding import CellStreams
+from hoi_fast.experiments import streams
 
 TRUTH_COV = ((2.0, 0.6), (0.6, 1.0))
 
@@ -30,7 +30,7 @@ def test_closed_forms_of_recursive_mle_covariance():
     cov = np.array(TRUTH_COV)
     dets, traces = [], []
     for seed in range(seeds):
-        c = run_cell(experiment, 1.0, G, "mix", CellStreams(3, "gmm", seed, 1.0))["covariances"][:, 0]
+        c = run_cell(experiment, 1.0, G, "mix", streams("gmm", 3, seed, 1.0))["covariances"][:, 0]
         dets.append(np.linalg.det(c) / np.linalg.det(cov))
         traces.append(np.trace(c, axis1=1, axis2=2) / np.trace(cov))
     dets, traces = np.array(dets), np.array(traces)
@@ -55,7 +55,7 @@ def test_training_only_on_own_samples_worsens_real_and_tail_nll():
     final = {alpha: [] for alpha in (0.0, 0.9)}
     for seed in range(30):
         for alpha in final:
-            m = run_cell(experiment, alpha, 11, "mix", CellStreams(0, "gmm", seed, alpha))
+            m = run_cell(experiment, alpha, 11, "mix", streams("gmm", 0, seed, alpha))
             final[alpha].append((m["real_nll"][10], m["tail_nll"][10]))
     base, synthetic = np.array(final[0.0]), np.array(final[0.9])
     for j in range(2):
@@ -65,9 +65,9 @@ def test_training_only_on_own_samples_worsens_real_and_tail_nll():
 def test_a_cell_is_deterministic_and_shaped_by_its_specs():
     config = GMMConfig(samples=300, heldout=500, tail_heldout=100, self_samples=200)
     experiment = GMMExperiment(config)
-    streams = CellStreams(1, "gmm", 4, 0.5)
-    a = run_cell(experiment, 0.5, 4, "mix", streams)
-    b = run_cell(GMMExperiment(config), 0.5, 4, "mix", streams)
+    cell = streams("gmm", 1, 4, 0.5)
+    a = run_cell(experiment, 0.5, 4, "mix", cell)
+    b = run_cell(GMMExperiment(config), 0.5, 4, "mix", cell)
     coords = experiment.coords()
     assert list(coords["axis"]) == ["x", "y"] and len(coords["component"]) == config.components
     for spec in cell_metric_specs(experiment):
@@ -85,11 +85,11 @@ def test_a_cell_is_deterministic_and_shaped_by_its_specs():
 @pytest.mark.parametrize("regime", ["mix", "fresh", "accumulate", "accumulate-subsample"])
 def test_generation_zero_is_shared_by_every_alpha_and_regime(regime):
     experiment = GMMExperiment(GMMConfig(samples=200, heldout=300, tail_heldout=50, self_samples=50))
-    g0 = [run_cell(experiment, a, 2, regime, CellStreams(0, "gmm", 1, a)) for a in (0.0, 1.0)]
+    g0 = [run_cell(experiment, a, 2, regime, streams("gmm", 0, 1, a)) for a in (0.0, 1.0)]
     # gen 0 trains on R (common random numbers) but its own stream depends on alpha
     assert g0[0]["train_size"][0] == g0[1]["train_size"][0] == 200
-    tail = experiment.heldout(CellStreams(0, "gmm", 1, 0.3).heldout(), None).tail
-    assert np.array_equal(tail, experiment.heldout(CellStreams(0, "gmm", 1, 0.7).heldout(), None).tail)
+    tail = experiment.heldout(streams("gmm", 0, 1, 0.3).heldout(), None).tail
+    assert np.array_equal(tail, experiment.heldout(streams("gmm", 0, 1, 0.7).heldout(), None).tail)
 
 
 def test_tail_heldout_comes_only_from_tail_components():
@@ -109,5 +109,5 @@ def test_kl_estimate_is_zero_for_the_truth_itself_and_positive_after_collapse():
     heldout = experiment.heldout(np.random.default_rng(1), None)
     np.testing.assert_allclose(heldout.real_log_p_true, ref.log_density(heldout.real, *experiment.truth),
                                rtol=1e-13)
-    m = run_cell(experiment, 1.0, 6, "mix", CellStreams(0, "gmm", 2, 1.0))
+    m = run_cell(experiment, 1.0, 6, "mix", streams("gmm", 0, 2, 1.0))
     assert m["kl"][-1] > m["kl"][0] > 0

@@ -16,11 +16,12 @@ from scipy import stats
 
 import reference_gmm as ref
 from hoi_fast import gmm
-from hoi_fast.config import ConfigError, GMMConfig
+from hoi_fast._validate import ConfigError
+from hoi_fast.experiments.gmm import GMMConfig
 from hoi_fast.experiment import run_cell
 from hoi_fast.experiments import gmm as xg
 from hoi_fast.experiments.gmm import FilterExhaustedError, GMMExperiment
-from hoi_fast.seeding import CellStreams
+from hoi_fast.experiments import streams
 
 TRUTH_COV = ((2.0, 0.6), (0.6, 1.0))
 # Small sizes of the default five-component truth for the direction tests.
@@ -42,7 +43,7 @@ def traces_over_seeds(config, generations, seeds):
     experiment = GMMExperiment(config)
     out = np.empty((seeds, generations))
     for seed in range(seeds):
-        cov = run_cell(experiment, 1.0, generations, "mix", CellStreams(5, "gmm", seed, 1.0))["covariances"]
+        cov = run_cell(experiment, 1.0, generations, "mix", streams("gmm", 5, seed, 1.0))["covariances"]
         out[seed] = np.trace(cov[:, 0], axis1=1, axis2=2) / np.trace(TRUTH_COV)
     return out
 
@@ -51,7 +52,7 @@ def paired(config, metric, generations, seeds, alpha=0.9, regime="mix", root=0):
     """Per seed, ``metric`` averaged over generations 1..G-1 (generation 0 is shared)."""
     experiment = GMMExperiment(config)
     return np.array([
-        run_cell(experiment, alpha, generations, regime, CellStreams(root, "gmm", s, alpha))[metric][1:].mean()
+        run_cell(experiment, alpha, generations, regime, streams("gmm", root, s, alpha))[metric][1:].mean()
         for s in range(seeds)
     ])
 
@@ -290,7 +291,7 @@ def test_filter_that_rejects_almost_everything_raises_instead_of_looping():
 @pytest.mark.parametrize("regime", ["mix", "accumulate"])
 def test_acceptance_is_recorded_per_generation(knobs, filtered, regime):
     config = replace(SMALL, samples=300, **knobs)
-    m = run_cell(GMMExperiment(config), 0.5, 4, regime, CellStreams(2, "gmm", 0, 0.5))
+    m = run_cell(GMMExperiment(config), 0.5, 4, regime, streams("gmm", 2, 0, 0.5))
     assert np.isnan(m["acceptance"][0])
     if filtered:
         assert np.all((m["acceptance"][1:] > 0) & (m["acceptance"][1:] < 1))
@@ -301,7 +302,7 @@ def test_acceptance_is_recorded_per_generation(knobs, filtered, regime):
 
 def test_verifier_acceptance_in_a_cell_tracks_one_over_c():
     m = run_cell(GMMExperiment(replace(SMALL, filter="verifier", verifier_c=10.0)), 0.9, 4, "mix",
-                 CellStreams(0, "gmm", 1, 0.9))
+                 streams("gmm", 0, 1, 0.9))
     # the model is close to the truth, so the ratio rarely exceeds c: acceptance ~ 1/c
     assert np.all(np.abs(m["acceptance"][1:] - 0.1) < 0.02)
 
@@ -323,7 +324,7 @@ def test_growing_sizes_slow_the_variance_shrinkage_as_predicted(schedule, growth
         assert abs(z_score(traces[:, g], predicted[g])) < 4
     for g in range(2, G):
         assert abs(z_score(traces[:, g], constant[g])) > 8
-    m = run_cell(experiment, 1.0, G, "mix", CellStreams(5, "gmm", 0, 1.0))
+    m = run_cell(experiment, 1.0, G, "mix", streams("gmm", 5, 0, 1.0))
     np.testing.assert_array_equal(m["train_size"], sizes)
 
 
@@ -335,12 +336,12 @@ def test_a_schedule_that_shrinks_below_the_components_is_an_error():
     with pytest.raises(ValueError, match=r"`gmm.schedule`.*`gmm.growth`.*generation 3.*`gmm.components`"):
         experiment.train_size(3)
     with pytest.raises(ValueError, match="gmm.growth"):
-        run_cell(experiment, 0.5, 5, "mix", CellStreams(0, "gmm", 0, 0.5))
+        run_cell(experiment, 0.5, 5, "mix", streams("gmm", 0, 0, 0.5))
 
 
 def test_accumulate_subsample_trains_on_the_whole_pool_while_it_is_short():
     config = replace(SMALL, samples=100, schedule="geometric", growth=3.0)  # sizes 100, 300, 900
-    out = run_cell(GMMExperiment(config), 0.2, 3, "accumulate-subsample", CellStreams(0, "gmm", 0, 0.2))
+    out = run_cell(GMMExperiment(config), 0.2, 3, "accumulate-subsample", streams("gmm", 0, 0, 0.2))
     # pool: R (100) + 0.2 * 300 = 160 < 300, then + 0.2 * 900 = 340 < 900
     np.testing.assert_array_equal(out["train_size"], [100, 160, 340])
 
@@ -350,8 +351,8 @@ def test_accumulate_subsample_trains_on_the_whole_pool_while_it_is_short():
 
 def test_accumulate_subsample_keeps_the_size_and_draws_from_the_pool():
     experiment = GMMExperiment(replace(SMALL, samples=300))
-    sub = run_cell(experiment, 0.9, 5, "accumulate-subsample", CellStreams(0, "gmm", 0, 0.9))
-    acc = run_cell(experiment, 0.9, 5, "accumulate", CellStreams(0, "gmm", 0, 0.9))
+    sub = run_cell(experiment, 0.9, 5, "accumulate-subsample", streams("gmm", 0, 0, 0.9))
+    acc = run_cell(experiment, 0.9, 5, "accumulate", streams("gmm", 0, 0, 0.9))
     assert np.all(sub["train_size"] == 300)
     np.testing.assert_array_equal(acc["train_size"], 300 + 270 * np.arange(5))
     parts = [np.arange(10.0).reshape(5, 2), np.arange(10.0, 30.0).reshape(10, 2)]

@@ -4,15 +4,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from hoi_fast.config import ConfigError, NGramConfig
+from hoi_fast._validate import ConfigError
+from hoi_fast.experiments.ngram import NGramConfig
 from hoi_fast.experiment import cell_metric_specs, real_count, run_cell
 from hoi_fast.experiments.ngram import NGramExperiment, Segments
-from hoi_fast.seeding import CellStreams
+from hoi_fast.experiments import streams
 
 
 def cell(config, alpha, generations, seed=0, regime="mix"):
     exp = NGramExperiment(config)
-    return exp, run_cell(exp, alpha, generations, regime, CellStreams(0, "ngram", seed, alpha))
+    return exp, run_cell(exp, alpha, generations, regime, streams("ngram", 0, seed, alpha))
 
 
 SMALL = NGramConfig(order=3, train_chars=3000, heldout_chars=2000, self_chars=500)
@@ -144,7 +145,7 @@ def test_wright_fisher_closed_form_for_order_one_mle():
     exp = NGramExperiment(config)
     s = np.empty((seeds, generations))
     for seed in range(seeds):
-        out = run_cell(exp, 1.0, generations, "mix", CellStreams(11, "ngram", seed, 1.0))
+        out = run_cell(exp, 1.0, generations, "mix", streams("ngram", 11, seed, 1.0))
         p = out["char_counts"] / n
         s[seed] = (p ** 2).sum(axis=1)
 
@@ -165,7 +166,7 @@ def test_recursion_on_real_text_hurts_real_bpc():
     last = {}
     for alpha in (0.0, 0.9):
         last[alpha] = np.array([
-            run_cell(exp, alpha, 10, "mix", CellStreams(5, "ngram", seed, alpha))["real_bpc"][-1]
+            run_cell(exp, alpha, 10, "mix", streams("ngram", 5, seed, alpha))["real_bpc"][-1]
             for seed in range(30)
         ])
     diff = last[0.9] - last[0.0]

@@ -16,10 +16,11 @@ import pytest
 from scipy import stats
 
 from hoi_fast import ngram
-from hoi_fast.config import ConfigError, NGramConfig
+from hoi_fast._validate import ConfigError
+from hoi_fast.experiments.ngram import NGramConfig
 from hoi_fast.experiment import real_count, run_cell
 from hoi_fast.experiments.ngram import NGramExperiment, Segments
-from hoi_fast.seeding import CellStreams
+from hoi_fast.experiments import streams
 
 # Small sizes for the direction tests (about 5 ms per 4-generation cell).
 SMALL = NGramConfig(order=3, train_chars=3000, heldout_chars=2000, self_chars=300)
@@ -28,7 +29,7 @@ SMALL = NGramConfig(order=3, train_chars=3000, heldout_chars=2000, self_chars=30
 def cells(config, alpha, generations, seeds, regime="mix", root=0):
     """Every metric of ``seeds`` cells of one configuration."""
     experiment = NGramExperiment(config)
-    return [run_cell(experiment, alpha, generations, regime, CellStreams(root, "ngram", s, alpha))
+    return [run_cell(experiment, alpha, generations, regime, streams("ngram", root, s, alpha))
             for s in range(seeds)]
 
 

@@ -87,22 +87,169 @@ raises when the accumulated pool is smaller than the size it must draw.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from hoi_fast import _validate as v
 from hoi_fast import gmm as _gmm
-from hoi_fast.experiment import MetricSpec, scheduled_size
+from hoi_fast._validate import require
+from hoi_fast.experiment import ExperimentError, MetricSpec, scheduled_size
 from hoi_fast.kernels import gmm as _k
 
 QUALITY_REFERENCE_SIZE = 1 << 18
 QUALITY_REFERENCE_SEED = 20240808
 MAX_CANDIDATES_PER_POINT = 1000
 MAX_DRAWS = 1 << 20  # raw draws per batch of candidates: bounds memory (~50 MB of temporaries)
+GMM_FILTERS = ("none", "quality", "verifier")
+MAX_POINTS = 10**8  # per set (training, held-out, self): 1.6 GB of float64 points
+MAX_TEMPERATURE = 1e6
+
+# The built-in truth: a bulk of three overlapping components and a long tail of
+# two rare (3% and 2%), far-away components.  Collapse erodes the tail first.
+DEFAULT_TRUTH_WEIGHTS = (0.45, 0.30, 0.20, 0.03, 0.02)
+DEFAULT_TRUTH_MEANS = ((0.0, 0.0), (3.0, 1.0), (-1.5, 2.5), (9.0, -6.0), (-8.0, -7.0))
+DEFAULT_TRUTH_COVARIANCES = (
+    ((1.0, 0.3), (0.3, 0.8)),
+    ((0.6, -0.2), (-0.2, 1.2)),
+    ((0.9, 0.0), (0.0, 0.5)),
+    ((0.5, 0.1), (0.1, 0.4)),
+    ((0.4, -0.1), (-0.1, 0.6)),
+)
+_TRUTH_KEYS = {"weights": "truth_weights", "means": "truth_means", "covariances": "truth_covariances"}
 
 
-class FilterExhaustedError(RuntimeError):
+class FilterExhaustedError(ExperimentError):
     """The filter accepted fewer than the target count within the candidate cap."""
+
+
+@dataclass(frozen=True)
+class GMMConfig:
+    """Parameters of the Gaussian-mixture experiment (TOML table ``[gmm]``, truth in ``[gmm.truth]``).
+
+    Attributes
+    ----------
+    components : int
+        Number of components K fitted by EM.
+    samples : int
+        Training-set size n per generation.
+    heldout : int
+        Size of the held-out real set drawn from the truth (``real_nll``, ``kl``).
+    tail_heldout : int
+        Size of the held-out set drawn from the tail components only (``tail_nll``).
+    self_samples : int
+        Size of the fresh sample from the model itself (``self_nll``).
+    tail_weight : float
+        Truth components with weight <= this form the long tail.  A truth
+        with no such component (e.g. one Gaussian) has no tail: ``tail_nll``
+        is NaN and the grid says so once.
+    reg_covar, tol, max_iter : float, float, int
+        EM settings (scikit-learn's conventions).
+    truth_weights, truth_means, truth_covariances : tuple
+        The true mixture (default: the built-in five-component truth).
+    schedule : {"constant", "linear", "geometric"}
+        Training-set size per generation: n, n (1 + growth g) or n growth^g.
+    growth : float
+        Rate of the ``linear`` schedule or factor of the ``geometric`` one.
+    sample_temperature : float
+        Synthetic points are drawn from N(mu_k, temperature * Sigma_k), at most 1e6.
+    sample_truncation : float
+        Likelihood truncation in [0, 1): the least likely fraction of candidate
+        samples (under the model) is dropped, i.e. synthetic data come from the
+        model's high-density region.
+    filter : {"none", "quality", "verifier"}
+        Filtering of synthetic points before they train (see README).
+    quality_quantile : float
+        ``quality`` keeps a point when its true density is at least this
+        quantile of the true density under the truth itself.
+    verifier_c : float
+        ``verifier`` accepts x with probability min(1, p_true(x) / (c p_model(x))).
+        The accepted density is proportional to min(p_model, p_true / c): with
+        c near 1 the thinner tail wins and the verifier erodes the tail; it
+        corrects toward the truth once c p_model >= p_true (c >~ 10 on the
+        default truth).
+    verifier_noise : float
+        Standard deviation of the log-normal noise on p_true seen by the verifier.
+    """
+
+    components: int = 5
+    samples: int = 1000
+    heldout: int = 5000
+    tail_heldout: int = 1000
+    self_samples: int = 2000
+    tail_weight: float = 0.03
+    reg_covar: float = 1e-6
+    tol: float = 1e-3
+    max_iter: int = 100
+    truth_weights: tuple = DEFAULT_TRUTH_WEIGHTS
+    truth_means: tuple = DEFAULT_TRUTH_MEANS
+    truth_covariances: tuple = DEFAULT_TRUTH_COVARIANCES
+    schedule: str = "constant"
+    growth: float = 1.0
+    sample_temperature: float = 1.0
+    sample_truncation: float = 0.0
+    filter: str = "none"
+    quality_quantile: float = 0.05
+    verifier_c: float = 10.0
+    verifier_noise: float = 0.0
+
+    UNSWEEPABLE = ("truth_weights", "truth_means", "truth_covariances")
+
+    def __post_init__(self):
+        v.check_schedule("gmm", self.schedule, self.growth)
+        v.positive_float("gmm.sample_temperature", self.sample_temperature, MAX_TEMPERATURE)
+        v.fraction("gmm.sample_truncation", self.sample_truncation)
+        require(self.sample_truncation <= 1 - 1e-6,
+                f"`gmm.sample_truncation` must be at most 0.999999 (it draws 1 / (1 - q) candidates per point), "
+                f"got {self.sample_truncation!r}")
+        v.one_of("gmm.filter", self.filter, GMM_FILTERS)
+        v.fraction("gmm.quality_quantile", self.quality_quantile)
+        v.positive_float("gmm.verifier_c", self.verifier_c, 1e12)
+        v.non_negative_float("gmm.verifier_noise", self.verifier_noise, 1e3)
+        for name in ("components", "samples", "heldout", "tail_heldout", "self_samples"):
+            v.positive_int(f"gmm.{name}", getattr(self, name), MAX_POINTS)
+        v.positive_int("gmm.max_iter", self.max_iter, 10**6)
+        v.non_negative_float("gmm.reg_covar", self.reg_covar, _gmm.MAX_COORDINATE ** 2)
+        v.positive_float("gmm.tol", self.tol)
+        v.positive_float("gmm.tail_weight", self.tail_weight, 1.0)
+        require(self.components <= self.samples,
+                f"`gmm.components` ({self.components}) must not exceed `gmm.samples` ({self.samples})")
+        _gmm.validate_truth(self.truth_weights, self.truth_means, self.truth_covariances)
+
+    @classmethod
+    def from_table(cls, table):
+        """The configuration of a TOML ``[gmm]`` table, its truth in the sub-table ``[gmm.truth]``."""
+        table = dict(table)
+        truth = table.pop("truth", None)
+        v.check_keys(table, set(cls.__dataclass_fields__) - set(_TRUTH_KEYS.values()), "gmm.")
+        config = cls(**{k: v.as_tuple(x) for k, x in table.items()})
+        if truth is None:
+            return config
+        require(isinstance(truth, dict), "`gmm.truth` must be a table with weights, means and covariances")
+        v.check_keys(truth, set(_TRUTH_KEYS), "gmm.truth.")
+        missing = set(_TRUTH_KEYS) - set(truth)
+        require(not missing, f"`gmm.truth` needs weights, means and covariances; missing {', '.join(sorted(missing))}")
+        return replace(config, **{_TRUTH_KEYS[k]: v.as_tuple(x) for k, x in truth.items()})
+
+    def check_grid(self, grid):
+        """Every generation of the grid has at least K training points."""
+        sizes = [scheduled_size(self.samples, self.schedule, self.growth, g) for g in range(grid.generations)]
+        smallest = int(np.argmin(sizes))
+        require(sizes[smallest] >= self.components,
+                f"`gmm.schedule` {self.schedule} with `gmm.growth` {self.growth} gives {sizes[smallest]} training "
+                f"points at generation {smallest}, fewer than `gmm.components` ({self.components}); "
+                "raise gmm.growth or run fewer generations")
+        largest = max(sizes)
+        require(largest <= MAX_POINTS, f"`gmm.schedule` {self.schedule} with `gmm.growth` {self.growth} asks for "
+                f"{largest:,} training points, more than {MAX_POINTS:,}; lower gmm.growth or run fewer generations")
+
+    def truth(self):
+        """The truth as ``(weights, means, covariances)`` float64 arrays."""
+        return _gmm.validate_truth(self.truth_weights, self.truth_means, self.truth_covariances)
+
+    def tail_components(self):
+        """Indices of the truth's tail components (possibly none), int64 array."""
+        return np.flatnonzero(np.asarray(self.truth_weights) <= self.tail_weight)
 
 
 @dataclass(frozen=True)
@@ -127,17 +274,19 @@ class GMMExperiment:
 
     Parameters
     ----------
-    config : hoi_fast.config.GMMConfig
+    config : GMMConfig
     """
 
     name = "gmm"
+    config_class = GMMConfig
 
     def __init__(self, config):
         self.config = config
         self.truth = config.truth()
         tail = config.tail_components()
         w, mu, cov = self.truth
-        self.tail_truth = (w[tail] / w[tail].sum(), mu[tail].copy(), cov[tail].copy())
+        # a truth without a tail component (e.g. a single Gaussian) has no tail_nll
+        self.tail_truth = (w[tail] / w[tail].sum(), mu[tail].copy(), cov[tail].copy()) if tail.size else None
         # Computed only when used, so the default configuration costs nothing.
         self.quality_threshold = quality_threshold(self.truth, config.quality_quantile) \
             if config.filter == "quality" else None
@@ -157,9 +306,17 @@ class GMMExperiment:
     def real_pool(self, rng):
         return _gmm._sample(*self.truth, self.config.samples, rng)[0]
 
+    def notes(self):
+        """One-line remarks the grid prints once before running."""
+        if self.tail_truth is not None:
+            return []
+        return [f"gmm: no truth component has weight <= gmm.tail_weight ({self.config.tail_weight}), "
+                "so the truth has no tail: tail_nll is not computed (stored as NaN)"]
+
     def heldout(self, rng, pool):
         real = _gmm._sample(*self.truth, self.config.heldout, rng)[0]
-        tail = _gmm._sample(*self.tail_truth, self.config.tail_heldout, rng)[0]
+        tail = (_gmm._sample(*self.tail_truth, self.config.tail_heldout, rng)[0] if self.tail_truth is not None
+                else np.empty((0, 2)))
         return GMMHeldout(real, tail, _k.log_density(real, *self.truth))
 
     def real_subset(self, pool, m, rng):
@@ -288,7 +445,7 @@ class GMMExperiment:
         order = np.argsort(-w, kind="stable")
         return {
             "real_nll": -log_p_real.mean(),
-            "tail_nll": -_k.log_density(heldout.tail, w, mu, cov).mean(),
+            "tail_nll": -_k.log_density(heldout.tail, w, mu, cov).mean() if heldout.tail.size else np.nan,
             "self_nll": -_k.log_density(own, w, mu, cov).mean(),
             "kl": float(np.mean(heldout.real_log_p_true - log_p_real)),
             "weights": w[order],
@@ -300,10 +457,14 @@ class GMMExperiment:
         }
 
     def metric_specs(self):
+        no_tail = self.tail_truth is None
         return [
-            MetricSpec("real_nll", "nats", "mean negative log-likelihood of held-out real points"),
-            MetricSpec("tail_nll", "nats", "mean negative log-likelihood of held-out tail-component points"),
-            MetricSpec("self_nll", "nats", "mean negative log-likelihood of fresh samples from the model itself"),
+            MetricSpec("real_nll", "nats", "mean negative log-likelihood of held-out real points", role="real"),
+            MetricSpec("tail_nll", "nats", "mean negative log-likelihood of held-out tail-component points"
+                       + (" (NaN: the truth has no component with weight <= tail_weight)" if no_tail else ""),
+                       role="tail", nan_ok=no_tail),
+            MetricSpec("self_nll", "nats", "mean negative log-likelihood of fresh samples from the model itself",
+                       role="self"),
             MetricSpec("kl", "nats", "Monte-Carlo KL(truth || model) on the held-out real points"),
             MetricSpec("weights", "1", "fitted weights, sorted by descending weight", ("component",)),
             MetricSpec("means", "1", "fitted means, components sorted by descending weight",

@@ -38,7 +38,7 @@ Data
   rejected).  Chunks are drawn until ``n - m`` characters are kept (the last
   kept chunk is cut to fit); kept chunks are separate segments.  The
   acceptance rate is kept / judged chunks.  If fewer than 1 in
-  ``MAX_REJECTIONS`` chunks pass, a :class:`~hoi_fast.config.ConfigError`
+  ``MAX_REJECTIONS`` chunks pass, an :class:`~hoi_fast.experiment.ExperimentError`
   asks for a higher threshold.
 * ``accumulate-subsample``: the accumulated parts are cut into chunks of
   ``SUBSAMPLE_CHUNK`` characters (never across a part), chunks are drawn
@@ -51,6 +51,7 @@ Metrics per generation
 ----------------------
 ``real_bpc``
     Bits/char on the held-out text (positions whose full context lies in it).
+    With ``mle``, NaN if every held-out position has probability 0.
 ``tail_bpc``
     The same over held-out positions whose top-order n-gram occurs at most
     twice in R (unseen in R included).  The mask is computed once per cell,
@@ -74,16 +75,114 @@ Metrics per generation
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from hoi_fast.config import ConfigError
+from hoi_fast import _validate as v
+from hoi_fast._validate import require
 from hoi_fast.corpus import load_corpus
-from hoi_fast.experiment import MetricSpec, scheduled_size
-from hoi_fast.ngram import NGramModel, _join, summarize
+from hoi_fast.experiment import ExperimentError, MetricSpec, scheduled_size
+from hoi_fast.ngram import MAX_ORDER, SMOOTHINGS, NGramModel, _join, summarize
 
 TAIL_MAX_COUNT = 2
 SUBSAMPLE_CHUNK = 200
 MAX_REJECTIONS = 1000
+NGRAM_FILTERS = ("none", "quality")
+MAX_CHARS = 10**9  # per text (training, held-out, self): 4 GB of int32 codes
+MAX_TEMPERATURE = 1e6
+
+
+@dataclass(frozen=True)
+class NGramConfig:
+    """Parameters of the character n-gram experiment (TOML table ``[ngram]``).
+
+    Attributes
+    ----------
+    order : int
+        n-gram order (1 to 10).
+    smoothing : {"kneser-ney", "add-k", "mle"}
+    k : float
+        Pseudo-count of ``add-k`` smoothing.
+    discount : float
+        Absolute discount D of interpolated Kneser-Ney, in (0, 1).
+    corpus : str
+        ``"builtin"`` or a path to a UTF-8 text file or a folder of ``.txt`` files.
+    train_chars : int
+        Size n of the real pool R and of every generation's training text.
+    heldout_chars : int
+        Size of the held-out real text.
+    self_chars : int
+        Size of the fresh text sampled from the model (``self_bpc``).
+    schedule : {"constant", "linear", "geometric"}
+        Training-set size per generation: n, n (1 + growth g) or n growth^g.
+    growth : float
+        Rate of the ``linear`` schedule or factor of the ``geometric`` one.
+    temperature : float
+        Synthetic text is sampled from p(c|h)^(1/temperature), renormalised
+        (in (0, 1e6]; every positive temperature samples the right
+        distribution, computed in log space).
+    top_k : int
+        Keep only the k most likely next characters (0 = off).
+    top_p : float
+        Nucleus sampling: keep the smallest set of most likely characters whose
+        probability reaches top_p (1 = off).
+    filter : {"none", "quality"}
+        ``quality`` keeps a synthetic chunk only if its bits per character under
+        generation 0's model (trained on the real pool) is at most
+        ``filter_threshold``.
+    filter_chunk : int
+        Length of the chunks the quality filter judges.
+    filter_threshold : float
+        Bits per character a chunk may cost under the real-pool model.
+    """
+
+    order: int = 4
+    smoothing: str = "kneser-ney"
+    k: float = 0.05
+    discount: float = 0.75
+    corpus: str = "builtin"
+    train_chars: int = 30000
+    heldout_chars: int = 10000
+    self_chars: int = 2000
+    schedule: str = "constant"
+    growth: float = 1.0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    filter: str = "none"
+    filter_chunk: int = 200
+    filter_threshold: float = 4.0
+
+    UNSWEEPABLE = ("corpus",)
+
+    def __post_init__(self):
+        v.check_schedule("ngram", self.schedule, self.growth)
+        v.positive_float("ngram.temperature", self.temperature, MAX_TEMPERATURE)
+        v.non_negative_int("ngram.top_k", self.top_k)
+        require(v.is_real(self.top_p) and 0 < self.top_p <= 1,
+                f"`ngram.top_p` must be in (0, 1] (1 = off), got {self.top_p!r}")
+        v.one_of("ngram.filter", self.filter, NGRAM_FILTERS)
+        v.positive_int("ngram.filter_chunk", self.filter_chunk, MAX_CHARS)
+        v.positive_float("ngram.filter_threshold", self.filter_threshold)
+        v.positive_int("ngram.order", self.order)
+        require(self.order <= MAX_ORDER, f"`ngram.order` must be at most {MAX_ORDER}, got {self.order}")
+        v.one_of("ngram.smoothing", self.smoothing, SMOOTHINGS)
+        v.positive_float("ngram.k", self.k)
+        v.positive_float("ngram.discount", self.discount, 1.0)
+        require(self.discount < 1, f"`ngram.discount` must be below 1, got {self.discount}")
+        require(isinstance(self.corpus, str) and self.corpus, "`ngram.corpus` must be 'builtin' or a path")
+        for name in ("train_chars", "heldout_chars", "self_chars"):
+            v.positive_int(f"ngram.{name}", getattr(self, name), MAX_CHARS)
+            require(getattr(self, name) > self.order, f"`ngram.{name}` must exceed `ngram.order` ({self.order})")
+
+    def check_grid(self, grid):
+        """The schedule's largest training text stays within :data:`MAX_CHARS`."""
+        largest = max(scheduled_size(self.train_chars, self.schedule, self.growth, g)
+                      for g in (0, grid.generations - 1))
+        require(largest <= MAX_CHARS, f"`ngram.schedule` {self.schedule} with `ngram.growth` {self.growth} asks "
+                f"for {largest:,} training characters, more than {MAX_CHARS:,}; lower the growth or run fewer "
+                "generations")
 
 
 class Segments:
@@ -128,15 +227,16 @@ class NGramExperiment:
 
     Parameters
     ----------
-    config : hoi_fast.config.NGramConfig
+    config : NGramConfig
 
     Raises
     ------
-    hoi_fast.config.ConfigError
+    hoi_fast._validate.ConfigError
         If the corpus cannot be loaded or is too short for the sizes.
     """
 
     name = "ngram"
+    config_class = NGramConfig
 
     def __init__(self, config):
         self.config = config
@@ -168,7 +268,7 @@ class NGramExperiment:
 
     def fresh_real(self, m, rng):
         if m > self.corpus.split:
-            raise ConfigError(
+            raise ExperimentError(
                 f"`ngram.corpus` training part ({self.corpus.split} characters) is shorter than the "
                 f"{m} fresh real characters a generation needs; lower `ngram.train_chars` or `ngram.growth`"
             )
@@ -204,7 +304,7 @@ class NGramExperiment:
         kept, have, judged = [], 0, 0
         while have < n:
             if judged >= MAX_REJECTIONS * (len(kept) + 1):
-                raise ConfigError(
+                raise ExperimentError(
                     f"`ngram.filter_threshold` = {c.filter_threshold} kept {len(kept)} of {judged} synthetic "
                     f"chunks; raise it (or lower `ngram.filter_chunk`)"
                 )
@@ -260,11 +360,16 @@ class NGramExperiment:
         return out
 
     def metric_specs(self):
+        mle = self.config.smoothing == "mle"  # probability-0 events are left out: nothing may be left
         specs = [
-            MetricSpec("real_bpc", "bits/char", "bits per character on held-out real text"),
+            MetricSpec("real_bpc", "bits/char", "bits per character on held-out real text"
+                       + (" (NaN if every held-out position is unseen: mle only)" if mle else ""),
+                       role="real", nan_ok=mle),
             MetricSpec("tail_bpc", "bits/char",
-                       "bits per character on held-out positions whose top-order n-gram occurs at most twice in R"),
-            MetricSpec("self_bpc", "bits/char", "bits per character on text sampled from the model itself"),
+                       "bits per character on held-out positions whose top-order n-gram occurs at most twice in R "
+                       "(NaN if no position qualifies)", role="tail", nan_ok=True),
+            MetricSpec("self_bpc", "bits/char", "bits per character on text sampled from the model itself",
+                       role="self"),
             MetricSpec("support", "count", "distinct top-order n-grams in the training text"),
             MetricSpec("unseen_rate", "1",
                        "share of held-out positions whose top-order n-gram is absent from the training text"),
