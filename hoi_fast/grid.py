@@ -250,31 +250,37 @@ def notes(config):
     return out
 
 
-def pending_blocks(config, done):
+def pending_blocks(config, done, jobs=1):
     """Blocks of cells not yet done.
 
     A block holds the pending α of some seeds of one (experiment, swept
-    values) point, at most :data:`~hoi_fast.runner.BLOCK_CELLS` cells, so that
-    generation 0 of a seed is computed once for its whole α row.
+    values) point, so that generation 0 of a seed is computed once for its
+    α row; it holds at most :data:`~hoi_fast.runner.BLOCK_CELLS` cells, and
+    fewer when the grid is small, so that every worker gets about four blocks.
 
     Parameters
     ----------
     config : GridConfig
     done : dict of str -> bool ndarray over the cell dimensions
+    jobs : int
+        Workers the blocks are shared among.
     """
+    todo = {name: ~done[name] for name in config.experiments}
+    pending = sum(int(t.sum()) for t in todo.values())
+    size = max(1, min(BLOCK_CELLS, -(-pending // (4 * jobs))))
     blocks = []
     for name in config.experiments:
         for sweep_index, _ in config.sweep_points(name):
-            cells, size = [], 0
+            cells, used = [], 0
             for seed in range(config.seeds):
-                todo = [a for a in range(len(config.alphas)) if not done[name][(a, *sweep_index, seed)]]
-                for start in range(0, len(todo), BLOCK_CELLS):
-                    chunk = tuple(todo[start:start + BLOCK_CELLS])
-                    if size + len(chunk) > BLOCK_CELLS and cells:
+                row = np.flatnonzero(todo[name][(slice(None), *sweep_index, seed)]).tolist()
+                for start in range(0, len(row), size):
+                    chunk = tuple(row[start:start + size])
+                    if used + len(chunk) > size and cells:
                         blocks.append(Block(name, sweep_index, tuple(cells)))
-                        cells, size = [], 0
+                        cells, used = [], 0
                     cells.append((seed, chunk))
-                    size += len(chunk)
+                    used += len(chunk)
             if cells:
                 blocks.append(Block(name, sweep_index, tuple(cells)))
     return blocks
@@ -387,7 +393,7 @@ def dry_run(config, out, jobs):
     """Print the grid size, what is done and an estimated time; write nothing."""
     resumable = os.path.exists(out) and holds_config(out, config.identity(), same_run(config))
     done = done_masks(out, config.experiments) if resumable else _no_done_masks(config)
-    blocks = pending_blocks(config, done)
+    blocks = pending_blocks(config, done, jobs)
     n_cells = sum(config.cell_count(name) for name in config.experiments)
     n_done = sum(int(m.sum()) for m in done.values())
     seconds, per_cell = estimate_seconds(config, blocks, jobs)
@@ -494,7 +500,7 @@ def run(config, out, jobs=1, overwrite=False, command_line="", quiet=False, exec
                                flush_seconds=flush_seconds, same_run=same_run(config))
         try:
             done = {name: writer.done_mask(name) for name in config.experiments}
-            blocks = pending_blocks(config, done)
+            blocks = pending_blocks(config, done, jobs)
             total = sum(config.cell_count(name) for name in config.experiments)
             progress = Progress(total, total - sum(len(b) for b in blocks), quiet)
             try:

@@ -242,6 +242,7 @@ class NGramExperiment:
         self.config = config
         self.corpus = load_corpus(config.corpus)
         self.corpus.check_sizes(config.train_chars, config.heldout_chars)
+        self._last_fit = (None, None)  # (array, model) of the last single-part fit, see fit()
 
     # -- data -----------------------------------------------------------------
 
@@ -277,9 +278,20 @@ class NGramExperiment:
     # -- model ----------------------------------------------------------------
 
     def fit(self, parts, rng):
+        """The n-gram model of the training parts (``rng`` is not used: counting is deterministic).
+
+        The model of R alone is built once per seed: :meth:`heldout` needs it
+        for the tail mask and generation 0 trains on exactly R, so the last
+        single-part fit is remembered by the identity of its array.
+        """
+        if len(parts) == 1 and self._last_fit[0] is parts[0]:
+            return self._last_fit[1]
         c = self.config
         codes, starts, ends = _join(flatten(parts))
-        return NGramModel(codes, starts, ends, c.order, c.smoothing, self.corpus.vocab_size, c.k, c.discount)
+        model = NGramModel(codes, starts, ends, c.order, c.smoothing, self.corpus.vocab_size, c.k, c.discount)
+        if len(parts) == 1:
+            self._last_fit = (parts[0], model)
+        return model
 
     def _context(self, rng):
         return self.corpus.window("train", self.config.order - 1, rng)
