@@ -166,7 +166,7 @@ def test_bad_config_file_exits_2_with_one_line(tmp_path, case):
     text, match = BAD_TOML[case]
     (tmp_path / "bad.toml").write_text(text)
     out = tmp_path / "r.h5"
-    proc = grid("--config", tmp_path / "bad.toml", "--seeds", 1, "--alphas", 1, "--out", out, check=False)
+    proc = grid("--config", tmp_path / "bad.toml", "--seeds", 1, "--alphas", "0.0", "--out", out, check=False)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and match in lines[0] and "Traceback" not in proc.stderr
@@ -189,7 +189,7 @@ def test_bad_config_file_exits_2_with_one_line(tmp_path, case):
 )
 def test_bad_flags_exit_2_with_one_line(tmp_path, args, match):
     out = tmp_path / "r.h5"
-    full = ["--seeds", 1, "--alphas", 1, "--out", out, *args]
+    full = ["--seeds", 1, "--alphas", "0.0", "--out", out, *args]
     proc = grid(*full, check=False)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -199,7 +199,7 @@ def test_bad_flags_exit_2_with_one_line(tmp_path, args, match):
 
 def test_bad_input_never_touches_an_existing_file(tmp_path, tiny_toml):
     out = tmp_path / "r.h5"
-    grid("--config", tiny_toml, "--experiment", "gmm", "--alphas", 1, "--seeds", 1, "--out", out, "--jobs", 1)
+    grid("--config", tiny_toml, "--experiment", "gmm", "--alphas", "0.0", "--seeds", 1, "--out", out, "--jobs", 1)
     before = digest(out)
     proc = grid("--config", tiny_toml, "--experiment", "gmm", "--alphas", "0,2", "--out", out, check=False)
     assert proc.returncode == 2 and digest(out) == before
