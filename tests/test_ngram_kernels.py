@@ -1,6 +1,9 @@
 """n-gram kernels against the pure-Python reference, invariants and exact sampling."""
 
+import hashlib
+import json
 import math
+import pathlib
 
 import numpy as np
 import pytest
@@ -319,3 +322,98 @@ def test_counts_survive_table_and_array_growth_across_many_segments():
         assert as_dict(grams, cnt) == dict(counts(parts, length))
     grams, cont = model.continuation_counts(3)
     assert {g: v for g, v in as_dict(grams, cont).items() if v} == dict(continuation(parts, 3))
+
+
+# -- bit-identity with the engine before the speed work (commit 7a4877d) ----------
+
+GOLDEN = pathlib.Path(__file__).with_name("data") / "ngram_golden.json"
+
+
+def _digest(*arrays):
+    """SHA-256 of arrays' dtypes, shapes and bytes (bit-exact identity, compact to store)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:32]
+
+
+def _state_digest(rng):
+    return hashlib.sha256(repr(rng.bit_generator.state).encode()).hexdigest()[:32]
+
+
+def golden_cases():
+    """(name, training parts, order, smoothing, k, discount, vocab, held-out text) of the golden file.
+
+    Every order 1-10 and smoothing on real text in segments, small-vocabulary
+    skewed text, and the experiment's default size (order 4, Kneser-Ney,
+    30 000 characters).
+    """
+    c = load_corpus()
+    real = [c.train[1000:4000].copy(), c.train[9000:9500].copy(), c.train[12000:12003].copy()]
+    held = c.heldout[300:2300].copy()
+    rng = np.random.default_rng(77)
+    skew = skewed_text(rng, 4000, 11)
+    cases = []
+    for order in range(1, ngram.MAX_ORDER + 1):
+        for smoothing in SMOOTHINGS:
+            cases.append((f"real-{order}-{smoothing}", real, order, smoothing, 0.05, 0.75, c.vocab_size, held))
+    for order in (1, 2, 3, 5):
+        for smoothing in SMOOTHINGS:
+            cases.append((f"skew-{order}-{smoothing}", [skew[:2500], skew[2500:3500]], order, smoothing, 0.5, 0.6,
+                          12, skew[3500:]))
+    default = [c.train[40000:70000].copy()]
+    cases.append(("default-4-kneser-ney", default, 4, "kneser-ney", 0.05, 0.75, c.vocab_size,
+                  c.heldout[:10000].copy()))
+    return cases
+
+
+def golden_outputs(name, parts, order, smoothing, k, discount, vocab, held):
+    """Digests of everything observable: counts, scores, next-character laws, streams, generator states."""
+    codes, starts, ends = ngram._join(parts)
+    model = ngram.NGramModel(codes, starts, ends, order, smoothing, vocab, k, discount)
+    out = {}
+    for length in range(1, order + 1):
+        out[f"counts{length}"] = _digest(*model.ngram_counts(length))
+    for length in range(1, order):
+        out[f"cont{length}"] = _digest(*model.continuation_counts(length))
+    out["support"] = model.support
+    out["symbols"] = _digest(model.symbol_counts())
+    cut = held.shape[0] // 3
+    hs, he = np.array([0, cut], np.int64), np.array([cut, held.shape[0]], np.int64)
+    out["score"] = _digest(*model._score(held, hs, he))
+    out["next"] = _digest(*[model.next_probs(held[i:i + order - 1]) for i in (0, 50, 400)])
+    for label, bias in (("exact", {}), ("top_k", dict(top_k=3)), ("top_p", dict(top_p=0.7)),
+                        ("both", dict(top_k=6, top_p=0.9))):
+        rng = np.random.default_rng(len(name))
+        ctx = model.random_context(rng)
+        stream = model._sample(2500, rng, ctx, **bias)
+        out[f"sample-{label}"] = _digest(ctx, stream)
+        out[f"state-{label}"] = _state_digest(rng)
+    own = np.concatenate([ctx, model._sample(300, np.random.default_rng(1), ctx)])
+    out["self-score"] = _digest(*model._score(own, np.zeros(1, np.int64), np.full(1, own.shape[0], np.int64)))
+    return out
+
+
+def write_golden():
+    """Regenerate the golden file (run against the old engine: see the module's __main__)."""
+    data = {case[0]: golden_outputs(*case) for case in golden_cases()}
+    GOLDEN.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+@pytest.mark.parametrize("case", golden_cases(), ids=lambda case: case[0])
+def test_bit_identical_to_the_engine_before_the_speed_work(case):
+    """Counts, log-probabilities, next-character laws, exact and top-k/top-p streams
+    and the generator's state afterwards are bit for bit those of commit 7a4877d
+    (``tests/data/ngram_golden.json``, written by that commit's engine with
+    ``PYTHONPATH=<checkout of 7a4877d> python tests/test_ngram_kernels.py``, run
+    from outside the repository).  A per-CPU-family promise (FMA): see the README."""
+    expected = json.loads(GOLDEN.read_text())[case[0]]
+    got = golden_outputs(*case)
+    assert {key: got[key] for key in expected if got[key] != expected[key]} == {}
+
+
+if __name__ == "__main__":
+    write_golden()
+    print(f"wrote {GOLDEN}")
