@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import multiprocessing
+import signal
 from contextlib import contextmanager
 
 from hoi_fast._validate import ConfigError
@@ -18,6 +19,15 @@ EXECUTORS = ("local", "dask")
 
 # Dask reruns a task whose worker died up to this many times before giving up.
 DASK_ALLOWED_FAILURES = 3
+
+
+def _ignore_sigint():
+    """Workers leave Ctrl-C to the parent, which stops the pool (see ``hoi_fast.grid.Interrupts``).
+
+    A terminal sends SIGINT to the whole process group; a KeyboardInterrupt
+    raised inside a compiled numba call can crash the worker.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextmanager
@@ -30,7 +40,8 @@ def local_pool(jobs):
     if jobs == 1:
         yield None
         return
-    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_ignore_sigint)
     try:
         yield pool
     except BaseException:
@@ -84,6 +95,10 @@ def dask_executor(jobs, scheduler=None):
             raise ConfigError(
                 f"`--scheduler` {scheduler} cannot be reached ({exc}); check the address "
                 "or omit it to start a local cluster"
+            ) from None
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"`--scheduler` {scheduler!r} is not a Dask scheduler address ({exc}); give tcp://HOST:PORT"
             ) from None
         try:
             yield client.get_executor(retries=2)

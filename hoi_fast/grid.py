@@ -15,10 +15,13 @@ import argparse
 import concurrent.futures as cf
 import os
 import shlex
+import signal
+import shutil
 import sys
+import threading
 import time
 import traceback
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 
 import numpy as np
@@ -238,6 +241,65 @@ def layouts_for(config):
     return layouts
 
 
+#: Most cells a grid may have (its bookkeeping is a few hundred bytes per cell in the parent).
+MAX_CELLS = 10_000_000
+#: Most bytes one cell's metrics may take (a block holds several cells in memory).
+MAX_CELL_BYTES = 256 << 20
+
+
+def cell_bytes(layout):
+    """Bytes of one cell's metrics (float64), summed over the specs."""
+    per_generation = sum(int(np.prod([len(layout.coords[d]) for d in spec.extra_dims])) for spec in layout.specs)
+    return 8 * layout.generations * per_generation
+
+
+def results_bytes(layouts):
+    """Upper bound of the results' size: every metric of every cell, uncompressed."""
+    return sum(cell_bytes(layout) * int(np.prod(layout.cell_shape)) for layout in layouts)
+
+
+def _available_memory():
+    """Bytes of memory available to new work (``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_capacity(config, layouts, out):
+    """Refuse a grid that cannot fit: too many cells, cells too large, more results than the disk holds.
+
+    Raises
+    ------
+    ConfigError
+        One line naming what is too large and what to do, before anything is created.
+    """
+    cells = sum(config.cell_count(name) for name in config.experiments)
+    if cells > MAX_CELLS:
+        raise ConfigError(f"the grid has {cells:,} cells, more than {MAX_CELLS:,}; use fewer --alphas, --seeds or "
+                          "swept values (or split it into several runs)")
+    for layout in layouts:
+        size = cell_bytes(layout)
+        if size > MAX_CELL_BYTES:
+            raise ConfigError(f"one {layout.name} cell would hold {size / 2**20:,.0f} MiB of metrics "
+                              f"({config.generations:,} generations), more than {MAX_CELL_BYTES >> 20} MiB; "
+                              "run fewer --generations")
+    memory = _available_memory()
+    if memory is not None and cells * 400 > memory:
+        raise ConfigError(f"keeping track of {cells:,} cells needs about {cells * 400 / 2**30:.1f} GiB of memory, "
+                          f"more than the {memory / 2**30:.1f} GiB available; make the grid smaller")
+    need = results_bytes(layouts)
+    folder = os.path.dirname(os.path.abspath(out)) or "."
+    free = shutil.disk_usage(folder).free + (os.path.getsize(out) if os.path.isfile(out) else 0)
+    if need > free:
+        raise ConfigError(f"the results may take up to {need / 2**30:.2f} GiB (uncompressed) but {folder} has "
+                          f"{free / 2**30:.2f} GiB free; free space, choose another --out or make the grid smaller")
+
+
 def notes(config):
     """One-line remarks of the experiments (e.g. a truth without a tail), each once."""
     out = []
@@ -250,7 +312,7 @@ def notes(config):
     return out
 
 
-def pending_blocks(config, done, jobs=1):
+def pending_blocks(config, done, jobs=1, layouts=None):
     """Blocks of cells not yet done.
 
     A block holds the pending α of some seeds of one (experiment, swept
@@ -264,12 +326,16 @@ def pending_blocks(config, done, jobs=1):
     done : dict of str -> bool ndarray over the cell dimensions
     jobs : int
         Workers the blocks are shared among.
+    layouts : list of GroupLayout, optional
+        The groups' layouts, to bound a block's memory by the size of its cells.
     """
     todo = {name: ~done[name] for name in config.experiments}
     pending = sum(int(t.sum()) for t in todo.values())
-    size = max(1, min(BLOCK_CELLS, -(-pending // (4 * jobs))))
     blocks = []
-    for name in config.experiments:
+    for name, layout in zip(config.experiments, layouts or [None] * len(config.experiments)):
+        # about four blocks per worker, and a block's results within MAX_CELL_BYTES
+        size = max(1, min(BLOCK_CELLS, -(-pending // (4 * jobs)),
+                          MAX_CELL_BYTES // cell_bytes(layout) if layout is not None else BLOCK_CELLS))
         for sweep_index, _ in config.sweep_points(name):
             cells, used = [], 0
             for seed in range(config.seeds):
@@ -284,6 +350,47 @@ def pending_blocks(config, done, jobs=1):
             if cells:
                 blocks.append(Block(name, sweep_index, tuple(cells)))
     return blocks
+
+
+class Interrupts:
+    """Ctrl-C without crashes: a KeyboardInterrupt at once, except while cells run in this process.
+
+    A KeyboardInterrupt raised inside a compiled numba call (or while its
+    arguments are unboxed) can crash the interpreter (a segmentation fault was
+    seen in 2 of 8 trials).  So while cells run here (``--jobs 1``, the probe,
+    the dry run's timing) the signal only sets a flag, and :meth:`check`,
+    called between cells, raises it.  :func:`main` installs :meth:`handler`
+    for SIGINT; pool workers ignore SIGINT and are stopped by the parent.
+    """
+
+    def __init__(self):
+        self.pending = False
+        self.deferring = 0
+
+    def handler(self, signum, frame):
+        if self.deferring:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    def check(self):
+        """Raise the deferred KeyboardInterrupt, if any."""
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def deferred(self):
+        """Run cells here: Ctrl-C waits for :meth:`check` (or the end of the block)."""
+        self.deferring += 1
+        try:
+            yield
+        finally:
+            self.deferring -= 1
+        self.check()
+
+
+INTERRUPTS = Interrupts()
 
 
 class Progress:
@@ -334,7 +441,9 @@ def execute(config, blocks, writer, progress, executor=None):
 
     if executor is None:
         for block in blocks:
-            store(run_block(config, block), block)
+            with INTERRUPTS.deferred():
+                results = run_block(config, block, INTERRUPTS.check)
+            store(results, block)
         return
     futures = {executor.submit(run_block, config, block): block for block in blocks}
     try:
@@ -346,20 +455,30 @@ def execute(config, blocks, writer, progress, executor=None):
         raise
 
 
+#: Generations a dry run times per cell; longer cells are extrapolated linearly.
+PROBE_GENERATIONS = 20
+
+
 def _cell_costs(config, name):
-    """Seconds of generation 0 of a seed and of the other generations of one cell, measured warm."""
+    """Seconds of generation 0 of a seed and of the other generations of one cell, measured warm.
+
+    At most :data:`PROBE_GENERATIONS` generations are timed; the rest are
+    extrapolated at the measured cost per generation.
+    """
     entry = config.entry(name)
     _, values = next(config.sweep_points(name))
     experiment = make_experiment(entry, config.experiment_config(name, values))
     alpha = config.alphas[len(config.alphas) // 2]
     streams = CellStreams(config.root_seed, entry.stream_key, 0, alpha, tuple(values.values()))
+    timed = min(config.generations, PROBE_GENERATIONS)
     for _ in range(2):  # the first round compiles (JIT) and loads data
         t0 = time.perf_counter()
         first = first_generation(experiment, streams)
         t1 = time.perf_counter()
-        run_cell(experiment, alpha, config.generations, config.regime, streams, first)
+        run_cell(experiment, alpha, timed, config.regime, streams, first)
         t2 = time.perf_counter()
-    return t1 - t0, t2 - t1
+    rest = (t2 - t1) * (config.generations - 1) / (timed - 1) if timed > 1 else 0.0
+    return t1 - t0, rest
 
 
 def estimate_seconds(config, blocks, jobs):
@@ -373,7 +492,8 @@ def estimate_seconds(config, blocks, jobs):
         Estimated seconds of one cell of each experiment, generation 0 shared
         across its α row as the blocks share it.
     """
-    costs = {name: _cell_costs(config, name) for name in config.experiments}
+    with INTERRUPTS.deferred():
+        costs = {name: _cell_costs(config, name) for name in config.experiments}
     work, cells = {}, {}
     for block in blocks:
         first, rest = costs[block.experiment]
@@ -425,26 +545,32 @@ def same_run(config):
     return check
 
 
-def probe_plugins(config):
-    """Run one short cell of every plug-in experiment in this process before anything is written.
+def probe(config):
+    """Run two generations of one cell of every experiment and swept value, in this process, first.
 
-    A plug-in that raises, returns a metric outside its specs, a wrong shape
-    or a non-finite value is refused with one line (:class:`ExperimentError`).
+    Anything that would stop the run for every cell (a filter that accepts
+    nothing, a plug-in that raises, returns a metric outside its specs, a
+    wrong shape or a non-finite value) is refused with one line
+    (:class:`ExperimentError`) before a file exists.  A plug-in's unexpected
+    exception is reported with where it was raised; a built-in's is a bug and
+    keeps its traceback.
     """
+    alpha = max(config.alphas)
     for entry in config.entries:
-        if entry.builtin:
-            continue
-        _, values = next(config.sweep_points(entry.name))
-        alpha = max(config.alphas)
-        streams = CellStreams(config.root_seed, entry.stream_key, 0, alpha, tuple(values.values()))
-        try:
-            experiment = make_experiment(entry, config.experiment_config(entry.name, values))
-            run_cell(experiment, alpha, min(2, config.generations), config.regime, streams)
-        except ExperimentError as exc:
-            raise ExperimentError(f"{entry.name}: a probe cell failed: {exc}") from None
-        except Exception as exc:
-            raise ExperimentError(f"{entry.name}: a probe cell (alpha = {alpha:g}, seed 0) raised "
-                                  f"{type(exc).__name__}: {exc} {_where(exc)}; fix the experiment") from None
+        for _, values in config.sweep_points(entry.name):
+            streams = CellStreams(config.root_seed, entry.stream_key, 0, alpha, tuple(values.values()))
+            where = ", ".join(f"{k.rpartition('.')[2]} = {v}" for k, v in values.items())
+            label = f"{entry.name}{f' ({where})' if where else ''}"
+            try:
+                experiment = make_experiment(entry, config.experiment_config(entry.name, values))
+                run_cell(experiment, alpha, min(2, config.generations), config.regime, streams)
+            except ConfigError as exc:
+                raise ExperimentError(f"{label}: a probe cell failed: {exc}") from None
+            except Exception as exc:
+                if entry.builtin:
+                    raise
+                raise ExperimentError(f"{label}: a probe cell (alpha = {alpha:g}, seed 0) raised "
+                                      f"{type(exc).__name__}: {exc} {_where(exc)}; fix the experiment") from None
 
 
 def _where(exc):
@@ -486,10 +612,12 @@ def run(config, out, jobs=1, overwrite=False, command_line="", quiet=False, exec
         Number of cells run by this call.
     """
     layouts = layouts_for(config)
+    check_capacity(config, layouts, out)
     identity = config.identity()
     if not overwrite:
         check_resumable(out, identity, same_run(config))
-    probe_plugins(config)
+    with INTERRUPTS.deferred():
+        probe(config)
     if not quiet:
         for note in notes(config):
             print(f"[hoi_fast.grid] note: {note}", file=sys.stderr)
@@ -500,7 +628,7 @@ def run(config, out, jobs=1, overwrite=False, command_line="", quiet=False, exec
                                flush_seconds=flush_seconds, same_run=same_run(config))
         try:
             done = {name: writer.done_mask(name) for name in config.experiments}
-            blocks = pending_blocks(config, done, jobs)
+            blocks = pending_blocks(config, done, jobs, layouts)
             total = sum(config.cell_count(name) for name in config.experiments)
             progress = Progress(total, total - sum(len(b) for b in blocks), quiet)
             try:
@@ -518,15 +646,25 @@ def main(argv=None):
     """Entry point; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        return _main(parser, args, argv)
+    previous = signal.signal(signal.SIGINT, INTERRUPTS.handler)
+    try:
+        return _main(parser, args, argv)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _main(parser, args, argv):
     try:
         config = config_from_args(args)
         jobs = available_cores() if args.jobs is None else _parse_int("--jobs", args.jobs)
         if jobs < 1:
             raise ConfigError(f"`--jobs` must be at least 1, got {jobs}")
-        out = args.out or DEFAULT_OUT
+        out = DEFAULT_OUT if args.out is None else args.out
         _check_out(out, args.overwrite)
         if args.dry_run:
-            layouts_for(config)  # validates the corpus etc.
+            check_capacity(config, layouts_for(config), out)  # validates the corpus, the sizes etc.
             dry_run(config, out, jobs)
             return 0
         command_line = shlex.join([os.path.basename(sys.executable), "-m", "hoi_fast.grid"]
@@ -544,9 +682,26 @@ def main(argv=None):
     except (ConfigError, ResultsFileError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; re-run the same command to resume", file=sys.stderr)
-        return 130
+    except BaseException as exc:
+        if _interrupted(exc):
+            print(f"{parser.prog}: interrupted; re-run the same command to resume", file=sys.stderr)
+            return 130
+        if isinstance(exc, cf.process.BrokenProcessPool):
+            print(f"{parser.prog}: error: a worker process died ({exc}); re-run the same command to resume",
+                  file=sys.stderr)
+            return 1
+        raise
+
+
+def _interrupted(exc):
+    """True for Ctrl-C, also when it surfaced inside a compiled call as a SystemError."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 if __name__ == "__main__":

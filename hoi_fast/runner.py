@@ -66,13 +66,15 @@ class Block:
         return (alpha_index, *self.sweep_index, seed_index)
 
 
-def run_block(config, block):
+def run_block(config, block, between_cells=None):
     """Run every cell of ``block``.
 
     Parameters
     ----------
     config : hoi_fast.config.GridConfig
     block : Block
+    between_cells : callable, optional
+        Called before every cell (the grid raises a deferred Ctrl-C there).
 
     Returns
     -------
@@ -90,6 +92,8 @@ def run_block(config, block):
         for seed_index, alpha_indices in block.cells:
             first = None
             for a in alpha_indices:
+                if between_cells is not None:
+                    between_cells()
                 alpha = config.alphas[a]
                 streams = CellStreams(config.root_seed, entry.stream_key, seed_index, alpha, values)
                 if first is None:

@@ -147,8 +147,11 @@ def select(selection="all"):
     -------
     tuple of Entry
     """
+    if not isinstance(selection, str) and not (isinstance(selection, (list, tuple))
+                                              and all(isinstance(w, str) for w in selection)):
+        raise ConfigError(f"`--experiment` must be experiment names (a string or a list of strings), got {selection!r}")
     words = selection.split(",") if isinstance(selection, str) else list(selection)
-    words = [str(w).strip() for w in words]
+    words = [w.strip() for w in words]
     if not words or any(not w for w in words):
         raise ConfigError(f"`--experiment` must name experiments separated by commas, got {selection!r}")
     entries = []
