@@ -28,6 +28,7 @@ from hoi_fast.seeding import plugin_stream_key
 BUILTIN = {
     "gmm": ("hoi_fast.experiments.gmm:GMMExperiment", 1),
     "ngram": ("hoi_fast.experiments.ngram:NGramExperiment", 2),
+    "categorical": ("hoi_fast.experiments.categorical:CategoricalExperiment", 4),
 }
 
 #: Words that stand for several experiments.
