@@ -81,7 +81,12 @@ sampled stream never dead-ends); an event ``C(h_k c) = 0`` has probability 0.
 
 import numpy as np
 
-from hoi_fast._jit import jit
+import numba
+
+from hoi_fast._jit import FASTMATH_FLAGS, jit
+
+#: :func:`hoi_fast._jit.jit` without ``reassoc``, for a product whose rounding must follow a fixed order
+_jit_in_order = numba.njit(nogil=True, cache=True, fastmath=set(FASTMATH_FLAGS - {"reassoc"}), error_model="numpy")
 
 KNESER_NEY, ADD_K, MLE = 0, 1, 2
 SMOOTHING_IDS = {"kneser-ney": KNESER_NEY, "add-k": ADD_K, "mle": MLE}
@@ -316,6 +321,15 @@ def _fill(codes, starts, ends, order, vocab_size, max_nodes, table, bits, parent
 
 
 @jit
+def _expected_nodes(starts, ends):
+    """Initial room for nodes: half the number of training characters, plus some."""
+    total = np.int64(0)
+    for s in range(starts.shape[0]):
+        total += ends[s] - starts[s]
+    return total // 2 + 1024
+
+
+@jit
 def build(codes, starts, ends, order, vocab_size, max_nodes):
     """Count every k-gram (k <= order) of the segments of ``codes``.
 
@@ -346,9 +360,14 @@ def build(codes, starts, ends, order, vocab_size, max_nodes):
         Per-node arrays (only the first ``n_nodes`` entries are valid); they
         start small and double as needed, never beyond ``max_nodes``.
     """
+    # sized to the text (about half as many distinct grams as characters at
+    # the default order), so the common case never grows: growing re-inserts
+    # every key and copies every per-node array
+    size = min(max_nodes, _expected_nodes(starts, ends))
     bits = 10
+    while (np.int64(1) << bits) < 2 * (size + order):
+        bits += 1
     table = np.full(2 * (np.int64(1) << bits), -1, np.int64)
-    size = min(max_nodes, 4096)
     parent = np.empty(size, np.int64)
     char = np.empty(size, np.int64)
     depth = np.empty(size, np.int64)
@@ -396,15 +415,18 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
     -------
     cont : ndarray, shape (n_nodes,), int64
         ``N1+(. g)`` (distinct left extensions).
-    rec : ndarray, shape (n_nodes, 2), float64
+    rec : ndarray, shape (n_nodes, 3), float64
         Per node ``g`` with context (parent) ``h``, ``rec[g, 0]`` is the
         child term and ``rec[g, 1]`` the context term of the smoothing, so
-        that scoring reads one record per level:
+        that a probability reads one record per level:
 
         * kneser-ney: ``max(w(g) - D, 0) / tot_kn(h)`` (0 if ``tot_kn(h) = 0``)
           and ``D * nfol_kn(g) / tot_kn(g)`` (1 if ``tot_kn(g) = 0``: full back-off);
         * add-k: ``(C(g) + k) / (tot_raw(h) + k V)`` and ``k / (tot_raw(g) + k V)``;
         * mle: ``C(g) / tot_raw(h)`` and ``1.0`` if ``tot_raw(g) > 0`` else ``0.0``.
+
+        ``rec[g, 2]`` is kneser-ney's ``p_k(c | h_k)`` of the gram itself
+        (:func:`_interpolate`; 0 for the other smoothings).
     rows : ndarray, shape (R,), :data:`ROW`
         The sampling rows.  Context ``h`` (a node of depth < ``order``) owns
         the records ``row_after[h] .. end - 1``: a header ``(weight, link,
@@ -441,7 +463,7 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
         if wg > 0:
             nfol_kn[p] += 1
         n_children[p] += 1
-    rec = np.empty((n_nodes, 2), np.float64)
+    rec = np.empty((n_nodes, 3), np.float64)
     kv = k * vocab_size
     for g in range(n_nodes):
         p = parent[g]
@@ -457,9 +479,30 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
         else:
             rec[g, 0] = cnt[g] / tot_raw[p] if g > 0 else 0.0
             rec[g, 1] = 1.0 if tot_raw[g] > 0 else 0.0
+    if smoothing == KNESER_NEY:
+        _interpolate(n_nodes, order, vocab_size, parent, depth, sfx, rec)
+    else:
+        rec[:, 2] = 0.0
     rows, row_after = _pack_rows(n_nodes, order, smoothing, discount, char, depth, sfx, cnt, parent, w,
                                  tot_kn if smoothing == KNESER_NEY else tot_raw, n_children)
     return cont, rec, rows, row_after
+
+
+@jit
+def _interpolate(n_nodes, order, vocab_size, parent, depth, sfx, rec):
+    """``rec[g, 2] = p_k(c | h_k)`` of every gram ``g = h_k c`` of depth k (Kneser-Ney).
+
+    The recursion of the module docstring with every level present:
+    ``rec[g, 2] = rec[g, 0] + rec[h_k, 1] * rec[sfx[g], 2]`` (``1 / V`` below
+    depth 1), evaluated shallowest first with the very operations (and
+    rounding) of :func:`_prob`, so scoring reads one record where it used to
+    walk every level.
+    """
+    rec[0, 2] = 1.0 / vocab_size
+    for m in range(1, order + 1):  # depth by depth: sfx[g] is one shallower than g
+        for g in range(1, n_nodes):
+            if depth[g] == m:
+                rec[g, 2] = rec[g, 0] + rec[parent[g], 1] * rec[sfx[g], 2]
 
 
 @jit
@@ -650,27 +693,55 @@ def score(codes, starts, ends, order, vocab_size, smoothing, tables, logp, top_c
     """
     if smoothing != KNESER_NEY:
         return _score_chain(codes, starts, ends, order, vocab_size, smoothing, tables, logp, top_count)
-    # kneser-ney interpolates every level: keep the nodes of all of them
+    return _score_kn(codes, starts, ends, order, vocab_size, tables, logp, top_count)
+
+
+@_jit_in_order
+def _back_off(p, chain, lo, hi, rec):
+    """``p`` times the back-off weights ``rec[chain[m], 1]``, ``m = lo .. hi - 1`` in that order.
+
+    Compiled without reassociation: as a product loop LLVM would otherwise
+    regroup the factors (a legal reduction under ``reassoc``) and change the
+    last bit against the level-by-level recursion of :func:`_prob`.
+    """
+    for m in range(lo, hi):
+        p = rec[chain[m], 1] * p
+    return p
+
+
+@jit
+def _score_kn(codes, starts, ends, order, vocab_size, tables, logp, top_count):
+    """:func:`score` for kneser-ney: every order of a position in one walk.
+
+    The deepest context ``h`` (depth ``d``) is kept as in :func:`_score_chain`.
+    The deepest gram ``y c`` that occurs (``y`` of depth ``dy`` on ``h``'s
+    suffix chain; usually ``h c`` itself, one probe) carries the interpolated
+    probability of all its levels (``rec[., 2]``, see :func:`_interpolate`);
+    the deeper contexts ``dy + 1 .. d``, which never saw ``c``, multiply
+    their back-off weights, shallowest first as the recursion does.
+    """
     index, bits, sfx, cnt, rec = tables
-    prev = np.empty(order + 1, np.int64)
-    cur = np.empty(order + 1, np.int64)
+    uniform = 1.0 / vocab_size
+    chain = np.empty(order, np.int64)
     out = 0
     for s in range(starts.shape[0]):
         a = starts[s]
-        prev[:] = -1
-        prev[0] = 0
+        h, d = np.int64(0), 0
         for j in range(a, ends[s]):
             c = np.int64(codes[j])
-            top = min(order, j - a + 1)
-            _advance(prev, cur, c, top, vocab_size, index, bits, sfx)
+            g, dy = _first_child(h, d, c, 0, vocab_size, index, bits, sfx)
             if j - a >= order - 1:
-                p = _prob(prev, cur, order, vocab_size, smoothing, rec)
+                p = rec[g, 2] if g >= 0 else uniform
+                if dy < d:
+                    x = h
+                    for m in range(d, dy, -1):
+                        chain[m] = x
+                        x = sfx[x]
+                    p = _back_off(p, chain, dy + 1, d + 1, rec)
                 logp[out] = np.log(p) if p > 0 else -np.inf
-                top_count[out] = cnt[cur[order]] if cur[order] >= 0 else 0
+                top_count[out] = cnt[g] if dy == order - 1 else 0
                 out += 1
-            for q in range(top + 1, order + 1):
-                cur[q] = -1
-            prev, cur = cur, prev
+            h, d = _context_after(g, dy, order, sfx)
     return out
 
 
