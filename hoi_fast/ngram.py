@@ -138,8 +138,9 @@ class NGramModel:
         self._codes, self._starts, self._ends = codes, starts, ends
         self.n_chars = int(codes.shape[0])
         max_nodes = _max_nodes(ends - starts, order, vocab_size)
+        key_type = np.empty(0, np.int32 if max_nodes * vocab_size < 2**31 else np.int64)
         n, table, bits, parent, char, depth, sfx, cnt = _k.build(
-            codes, starts, ends, order, vocab_size, max_nodes)
+            codes, starts, ends, order, vocab_size, max_nodes, key_type)
         if n >= 2**30:  # the sampling rows (2 n records at most) index with int32
             raise ValueError(f"the training text has {n} distinct n-grams of order <= {order}; "
                              "at most 2**30 are supported: train on less text or a lower order")
@@ -267,6 +268,9 @@ class NGramModel:
             Default: :meth:`random_context` (drawn from ``rng`` first).
         temperature : float
             Sample from ``p(c | h) ** (1 / temperature)``, renormalised (> 0).
+            Computed in log space relative to the most likely character, so
+            every temperature samples the right law (a small one tends to the
+            most likely character, never underflows to code 0).
         top_k : int
             Keep only the ``top_k`` most likely next characters (0 = off).
         top_p : float
@@ -320,10 +324,15 @@ def summarize(logp):
 
 
 def _max_nodes(lengths, order, vocab_size):
-    """Upper bound on distinct grams (root included) of segments with ``lengths``."""
+    """Upper bound on distinct grams (root included) of segments with ``lengths``.
+
+    Plain Python on the few segment lengths: it runs once per model, and
+    NumPy calls on tiny arrays cost more than the arithmetic.
+    """
+    lengths = lengths.tolist()
     total = 1
     for m in range(1, order + 1):
-        total += min(vocab_size ** m, int(np.maximum(lengths - m + 1, 0).sum()))
+        total += min(vocab_size ** m, sum(n - m + 1 for n in lengths if n >= m))
     return total
 
 

@@ -152,3 +152,48 @@ def test_kneser_ney_differs_from_nltk_only_where_documented(text):
         assert theirs == pytest.approx(nltk_formula, rel=1e-12)
         mine = ours.next_probs([int(h)])[int(c)]
         assert mine != pytest.approx(theirs, rel=1e-9)
+
+
+# -- temperature in log space (issue 16, item 10) --------------------------------
+
+def tempered(p, temperature):
+    """The tempered law, in float64 log space (NumPy): exp((log p - log max p) / T), renormalised."""
+    out = np.zeros_like(p)
+    seen = p > 0
+    out[seen] = np.exp((np.log(p[seen]) - np.log(p.max())) / temperature)
+    return out / out.sum()
+
+
+@pytest.mark.parametrize("smoothing", ["kneser-ney", "mle"])
+@pytest.mark.parametrize("temperature", [1e-3, 5e-3, 1e-300])
+def test_small_temperatures_sample_the_argmax(smoothing, temperature, text):
+    """At small temperatures every character of a stream is the most likely next
+    character wherever that one dominates the tempered law (q ** 1000 underflowed
+    to 0 before: 40 spaces, code 0, at T = 1e-3)."""
+    train, vocab = text
+    order = 3
+    model = ngram.train(train, order, smoothing, vocab_size=vocab)
+    ctx = train[500:502]
+    stream = model.sample(400, np.random.default_rng(2), context=ctx, temperature=temperature)
+    full = np.concatenate([ctx, stream])
+    dominant = 0
+    for i in range(400):
+        p = model.next_probs(full[i:i + order - 1])
+        law = tempered(p, temperature)
+        assert law[full[i + order - 1]] > 0
+        if law.max() > 1 - 1e-12:
+            dominant += 1
+            assert full[i + order - 1] == np.argmax(p)
+    assert dominant > 300
+    assert len(set(stream.tolist())) > 5  # real text, not one repeated code
+
+
+@pytest.mark.parametrize("temperature", [0.25, 0.6, 3.0, 1e6])
+def test_moderate_and_large_temperatures_follow_the_tempered_law(temperature, text):
+    train, vocab = text
+    model = ngram.train(train, 3, "kneser-ney", vocab_size=vocab)
+    ctx = train[100:102]
+    law = tempered(model.next_probs(ctx), temperature)
+    rng = np.random.default_rng(4)
+    draws = np.array([model.sample(1, rng, context=ctx, temperature=temperature)[0] for _ in range(3000)])
+    assert chi2_pvalue(np.bincount(draws, minlength=vocab), law) > 1e-3

@@ -192,9 +192,9 @@ def _grow(table, bits):
     cap = np.int64(1) << (bits + 1)
     mask = cap - 1
     shift = 64 - (bits + 1)
-    new = np.full(2 * cap, -1, np.int64)
+    new = np.full(2 * cap, -1, table.dtype)
     for s in range(table.shape[0] // 2):
-        key = table[2 * s]
+        key = np.int64(table[2 * s])
         if key == -1:
             continue
         t = _slot(key, shift)
@@ -279,9 +279,9 @@ def _fill(codes, starts, ends, order, vocab_size, max_nodes, table, bits, parent
                 slot = _slot(key, shift)
                 found = np.int64(-1)
                 while True:
-                    k = table[2 * slot]
+                    k = np.int64(table[2 * slot])
                     if k == key:
-                        found = table[2 * slot + 1]
+                        found = np.int64(table[2 * slot + 1])
                         break
                     if k == -1:
                         break
@@ -330,7 +330,7 @@ def _expected_nodes(starts, ends):
 
 
 @jit
-def build(codes, starts, ends, order, vocab_size, max_nodes):
+def build(codes, starts, ends, order, vocab_size, max_nodes, key_type):
     """Count every k-gram (k <= order) of the segments of ``codes``.
 
     Parameters
@@ -345,11 +345,14 @@ def build(codes, starts, ends, order, vocab_size, max_nodes):
         V.
     max_nodes : int
         Upper bound on the number of distinct grams (including the root).
+    key_type : ndarray, shape (0,), int32 or int64
+        Its dtype is the hash table's: int32 (half the cache footprint) when
+        every key ``parent * V + char`` fits, ``max_nodes * V < 2 ** 31``.
 
     Returns
     -------
     n_nodes : int
-    table : ndarray, shape (2 * 2 ** bits,), int64
+    table : ndarray, shape (2 * 2 ** bits,), dtype of ``key_type``
         Hash table, slot ``s`` = ``(table[2s], table[2s+1])`` =
         ``(parent * V + char, node)``; empty slots hold key -1.  Kept at most
         half full (it doubles as nodes are added), so it stays as small as
@@ -367,7 +370,7 @@ def build(codes, starts, ends, order, vocab_size, max_nodes):
     bits = 10
     while (np.int64(1) << bits) < 2 * (size + order):
         bits += 1
-    table = np.full(2 * (np.int64(1) << bits), -1, np.int64)
+    table = np.full(2 * (np.int64(1) << bits), -1, key_type.dtype)
     parent = np.empty(size, np.int64)
     char = np.empty(size, np.int64)
     depth = np.empty(size, np.int64)

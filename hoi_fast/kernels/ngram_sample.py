@@ -275,12 +275,36 @@ def _truncate(q, top_k, top_p):
 
 
 @jit
+def _temper(q, inv_t):
+    """``q ** inv_t`` up to a constant factor, computed in log space (zeros stay zero).
+
+    ``exp(inv_t * (log q - log max q))``: the largest entry becomes 1, so no
+    temperature underflows every entry (``q ** 1000`` of a probability below
+    0.5 is below 1e-301; the sampler then picked code 0) and the ratios
+    between entries are those of ``q ** inv_t``.
+    """
+    top = 0.0
+    for c in range(q.shape[0]):
+        top = max(top, q[c])
+    log_top = np.log(top)
+    for c in range(q.shape[0]):
+        if q[c] > 0:
+            e = np.log(q[c]) - log_top
+            # the largest entries are 1 exactly, even where inv_t * 0 would be NaN (inv_t = inf)
+            q[c] = np.exp(inv_t * e) if e < 0 else 1.0
+        else:
+            q[c] = 0.0
+
+
+@jit
 def sample_biased(context, n, rng, order, vocab_size, smoothing, k, temperature, top_k, top_p,
                   tables, rows, row_after, out):
     """Sample ``n`` characters from ``p(c | h) ** (1 / temperature)``, truncated and renormalised.
 
     Per character: the model's full next-character distribution (as
-    :func:`next_probs`), raised to ``1 / temperature``, truncated to the
+    :func:`next_probs`), raised to ``1 / temperature`` in log space relative
+    to its largest entry (:func:`_temper`; skipped at temperature 1, which
+    keeps the exact probabilities), truncated to the
     ``top_k`` most likely characters (0 = off) and then to the smallest set
     of most likely characters whose probability reaches ``top_p`` (1 = off),
     renormalised, and sampled by inversion with one uniform draw.  Other
@@ -295,8 +319,7 @@ def sample_biased(context, n, rng, order, vocab_size, smoothing, k, temperature,
     for i in range(n):
         _dense_probs(prev, order, vocab_size, smoothing, k, rec, rows, row_after, q)
         if inv_t != 1.0:
-            for c in range(vocab_size):
-                q[c] = q[c] ** inv_t if q[c] > 0 else 0.0
+            _temper(q, inv_t)
         _truncate(q, top_k, top_p)
         u = rng.random() * q.sum()
         c = vocab_size - 1
