@@ -166,7 +166,7 @@ def _io_error(exc, path, doing):
     """A one-line ResultsFileError for an OSError met while ``doing`` (e.g. "appending to") ``path``."""
     code = _errno_of(exc)
     if code in (errno.ENOSPC, errno.EDQUOT):
-        return ResultsFileError(f"{DISK_FULL} (while {doing} `{path}`; the cells already stored are kept)")
+        return ResultsFileError(f"{DISK_FULL} (while {doing} `{path}`; what is already stored is intact)")
     reason = " ".join(str(getattr(exc, "strerror", None) or exc).split())
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return ResultsFileError(f"`{path}` cannot be written ({reason}) while {doing} it; "
@@ -185,7 +185,8 @@ def _io_errors(path, doing, debris=()):
         for leftover in debris:
             with suppress(OSError):
                 os.remove(leftover)
-        if isinstance(exc, OSError):
+        # h5py reports some failed writes as RuntimeError naming the errno in its message
+        if isinstance(exc, OSError) or (isinstance(exc, RuntimeError) and _errno_of(exc) is not None):
             raise _io_error(exc, path, doing) from None
         raise
 
@@ -514,7 +515,9 @@ class ResultsLock:
             if not self._held:
                 return
             self._held = False
-            entry = _HELD[self.path]
+            entry = _HELD.get(self.path)
+            if entry is None:  # a forked child: the parent holds the lock
+                return
             entry[1] -= 1
             if entry[1] == 0:
                 del _HELD[self.path]
@@ -564,7 +567,8 @@ JOURNAL_FORMAT = "hoi_fast-journal-2"
 CONSOLIDATE_SECONDS = 30.0
 _HEADER = struct.Struct("<8sII")  # magic, length and CRC-32 of the JSON body
 _JOURNAL_MAGIC = b"HOIJRNL2"
-_RECORD = struct.Struct("<4sQI")  # magic, payload length, CRC-32 of magic + length + payload
+_RECORD_PREFIX = struct.Struct("<4sQ")  # magic, payload length
+_RECORD_CRC = struct.Struct("<I")  # CRC-32 of prefix + payload, after the prefix
 _RECORD_MAGIC = b"CELL"
 
 
@@ -618,20 +622,21 @@ def _encode_cell(group, index, metrics):
     np.savez(buffer, __group__=np.array(group), __index__=np.asarray(index, dtype=np.int64),
              **{f"m_{name}": np.asarray(values, dtype=np.float64) for name, values in metrics.items()})
     payload = buffer.getvalue()
-    prefix = _RECORD.pack(_RECORD_MAGIC, len(payload), 0)[:12]
-    return _RECORD.pack(_RECORD_MAGIC, len(payload), zlib.crc32(payload, zlib.crc32(prefix))) + payload
+    prefix = _RECORD_PREFIX.pack(_RECORD_MAGIC, len(payload))
+    return prefix + _RECORD_CRC.pack(zlib.crc32(payload, zlib.crc32(prefix))) + payload
 
 
 def _next_record(data, pos):
     """``(payload, end)`` of the intact record at ``pos``, or None (torn, corrupt, zeros, or the end)."""
-    if pos + _RECORD.size > len(data):
+    start = pos + _RECORD_PREFIX.size + _RECORD_CRC.size
+    if start > len(data):
         return None
-    magic, length, crc = _RECORD.unpack_from(data, pos)
-    start = pos + _RECORD.size
+    magic, length = _RECORD_PREFIX.unpack_from(data, pos)
+    (crc,) = _RECORD_CRC.unpack_from(data, pos + _RECORD_PREFIX.size)
     if magic != _RECORD_MAGIC or length == 0 or start + length > len(data):
         return None
     payload = data[start:start + length]
-    if zlib.crc32(payload, zlib.crc32(data[pos:pos + 12])) != crc:
+    if zlib.crc32(payload, zlib.crc32(data[pos:pos + _RECORD_PREFIX.size])) != crc:
         return None
     return payload, start + length
 
@@ -832,10 +837,16 @@ def consolidate(path, finished=False, warn=None):
     Raises
     ------
     ResultsFileError
-        On any I/O failure (a full disk, an unwritable file, ...): the file
-        and the journal are left as they were and no copy is left behind.
+        If another process holds the lock of ``path`` (see
+        :class:`ResultsLock`), or on any I/O failure (a full disk, an
+        unwritable file, ...): the file and the journal are left as they were
+        and no copy is left behind.
     """
-    target = resolve(path)
+    with lock_results(path):  # a reference to the writer's lock, or the lock itself if called alone
+        return _consolidate(resolve(path), finished, warn)
+
+
+def _consolidate(target, finished, warn):
     jpath = target + JOURNAL_SUFFIX
     scan = scan_journal(target)
     cells = []

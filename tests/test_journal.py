@@ -291,7 +291,7 @@ def corrupt(data, rng):
 
 
 def test_journal_damaged_at_random_offsets_always_ends_complete_and_correct(tmp_path):
-    """A seeded property test: 40 random damages, each resumed (sometimes killed again) to a correct file.
+    """A seeded property test: 30 random damages, each resumed (sometimes killed again) to a correct file.
 
     The records before the first damaged byte are kept (a damaged header keeps none).
     """
@@ -301,7 +301,7 @@ def test_journal_damaged_at_random_offsets_always_ends_complete_and_correct(tmp_
     header = len(_journal_header(file_identity(template)))
     record = (len(data) - header) // 10
     rng = np.random.default_rng(16)
-    for trial in range(40):
+    for trial in range(30):
         folder = tmp_path / f"t{trial}"
         folder.mkdir()
         path = folder / "part.h5"

@@ -101,9 +101,28 @@ def test_journal_survives_a_kill_and_a_torn_tail_is_ignored(tmp_path):
         fh.truncate(fh.seek(0, 2) - 7)
     assert len(read_journal(str(path))) == 2
     (tmp_path / "r.h5.consolidating").write_bytes(b"garbage from a kill during consolidation")
-    resumed = ResultsWriter(path, [layout()], {"k": 1})  # resume: intact journal cells become done
+    notes = []
+    resumed = ResultsWriter(path, [layout()], {"k": 1}, warn=notes.append)  # resume: intact cells become done
+    assert len(notes) == 1 and "bytes after its last intact record were cut" in notes[0]
     np.testing.assert_array_equal(resumed.done_mask("ngram")[0], [True, True, False])
     resumed.close(finished=True)
     group = read_group(str(path), "ngram")
     np.testing.assert_array_equal(group.data["real_bpc"][0, 1], [1, 1])
     assert group.provenance["finished"] and not (tmp_path / "r.h5.journal").exists()
+
+
+def test_provenance_records_the_cpu_when_hoi_fast_machine_exists(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from hoi_fast.store import versions
+
+    monkeypatch.delattr("hoi_fast.machine", raising=False)  # the real module, if imported before
+    monkeypatch.setitem(sys.modules, "hoi_fast.machine", None)  # absent: skipped
+    assert "cpu_model" not in versions()
+    fake = types.SimpleNamespace(cpu_model=lambda: "AMD EPYC 7B13", cpu_flags=lambda: ["avx2", "fma"])
+    monkeypatch.setitem(sys.modules, "hoi_fast.machine", fake)
+    found = versions()
+    assert found["cpu_model"] == "AMD EPYC 7B13" and found["cpu_flags"] == "avx2 fma"
+    ResultsWriter(tmp_path / "r.h5", [layout()], {}).close()
+    assert read_group(str(tmp_path / "r.h5"), "ngram").provenance["cpu_flags"] == "avx2 fma"

@@ -20,6 +20,7 @@ from hoi_fast.store import (
     LOCK_SUFFIX,
     ResultsFileError,
     ResultsWriter,
+    consolidate,
     done_masks,
     lock_held,
     lock_results,
@@ -77,6 +78,8 @@ def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path, other_process
         ResultsWriter(path, [layout()], config(root_seed=7), overwrite=True)
     with pytest.raises(ResultsFileError, match=f"pid {holder.pid}"):
         lock_results(path).acquire()
+    with pytest.raises(ResultsFileError, match="another run is writing"):
+        consolidate(path, finished=True)
     assert path.read_bytes() == before
 
 
