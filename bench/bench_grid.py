@@ -17,11 +17,20 @@ import time
 
 import pytest
 
-from hoi_fast import grid
+from hoi_fast import grid, machine
 from hoi_fast.config import GridConfig
 from hoi_fast.runner import Block, run_block
 
 SMALL = dict(alphas=5, seeds=8, generations=5)
+
+
+@pytest.fixture(autouse=True)
+def _record_machine(request):
+    """Every benchmark of this file records the CPU it ran on (model, flags; bench/regress.py reads it)."""
+    yield
+    bench = request.node.funcargs.get("benchmark")
+    if bench is not None:
+        bench.extra_info.update(machine.describe(measure=False))
 
 
 @pytest.fixture(scope="module")

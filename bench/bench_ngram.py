@@ -26,10 +26,10 @@ import time
 import numpy as np
 import pytest
 
-from hoi_fast import ngram
+from hoi_fast import machine, ngram
 from hoi_fast.experiments.ngram import NGramConfig
 from hoi_fast.corpus import load_corpus
-from hoi_fast.experiment import run_cell
+from hoi_fast.experiment import first_generation, run_cell
 from hoi_fast.experiments.ngram import NGramExperiment
 from hoi_fast.experiments import streams
 
@@ -43,6 +43,15 @@ NLTK_GENERATE = {"mle": 300, "add-k": 300, "kneser-ney": 20}
 NLTK_REPEATS = 3
 PEERS = {"mle": "MLE", "add-k": "Laplace", "kneser-ney": "KneserNeyInterpolated"}
 CASES = [(o, s, op) for o in (3, 5) for s in ("mle", "add-k", "kneser-ney") for op in ("train", "score", "generate")]
+
+
+@pytest.fixture(autouse=True)
+def _record_machine(request):
+    """Every benchmark of this file records the CPU it ran on (model, flags; bench/regress.py reads it)."""
+    yield
+    bench = request.node.funcargs.get("benchmark")
+    if bench is not None:
+        bench.extra_info.update(machine.describe(measure=False))
 
 
 def texts():
@@ -138,3 +147,23 @@ def test_generation_step(benchmark, order, train_chars, heldout_chars, self_char
                                  "heldout_chars": heldout_chars, "self_chars": self_chars})
     print(f"\ngeneration step order {order}, n = {train_chars}, heldout {heldout_chars}, "
           f"self {self_chars}: {per_gen * 1e3:.2f} ms")
+
+
+def test_generation_step_shared_first(benchmark):
+    """The grid's steady state at the defaults: generations 1..19 of a cell whose
+    generation 0 (R, held-out text and tail mask, the model of R) is computed once
+    per seed and shared across the alpha row, at alpha = 0.5 (the row's mean
+    synthetic share)."""
+    exp = NGramExperiment(NGramConfig())
+    cell = streams("ngram", 0, 0, 0.5)
+    first = first_generation(exp, cell)
+    generations = 20
+
+    def rest_of_cell():
+        run_cell(exp, 0.5, generations, "mix", cell, first)
+
+    rest_of_cell()
+    benchmark.pedantic(rest_of_cell, rounds=7, iterations=1, warmup_rounds=1)
+    per_gen = benchmark.stats.stats.min / (generations - 1)
+    benchmark.extra_info.update({"generations": generations - 1, "ms_per_generation": per_gen * 1e3})
+    print(f"\ngeneration step (defaults, generation 0 shared): {per_gen * 1e3:.2f} ms ({machine.cpu_model()})")
