@@ -194,15 +194,18 @@ class Rows:
     design : Design or None
         The seed's design when the rows come from it (R, real subsets,
         synthetic rows, subsamples); None for fresh real rows.
+    gram : ndarray, shape (d, d), optional
+        ``X_S^T X_S`` if already known.
     """
 
-    __slots__ = ("X", "index", "resid", "design", "_stats")
+    __slots__ = ("X", "index", "resid", "design", "gram", "_stats")
 
-    def __init__(self, X, index, resid, design):
+    def __init__(self, X, index, resid, design, gram=None):
         self.X = X
         self.index = index
         self.resid = resid
         self.design = design
+        self.gram = gram
         self._stats = None
 
     def __len__(self):
@@ -213,8 +216,10 @@ class Rows:
         if self._stats is None:
             d = self.X.shape[1]
             whole = self.index is None
-            known = whole and self.design is not None and self.X is self.design.X
-            gram = self.design.gram if known else np.empty((d, d))
+            if self.gram is None and whole and self.design is not None and self.X is self.design.X:
+                self.gram = self.design.gram
+            known = self.gram is not None
+            gram = self.gram if known else np.empty((d, d))
             cross = np.empty(d)
             rr = _k.row_moments(self.X, _ALL if whole else self.index, not whole, self.resid, not known, gram, cross)
             self._stats = (len(self), gram, cross, rr)
@@ -236,6 +241,17 @@ def design_rows(T, k, rng):
     repeats, rest = divmod(k, T)
     chosen = choose(T, rest, rng)
     return np.concatenate([np.tile(np.arange(T), repeats), chosen]) if repeats else chosen
+
+
+def design_gram(design, k, index):
+    """``X_S^T X_S`` of the rows :func:`design_rows` chose for a set of ``k`` rows (their layout known)."""
+    T = design.X.shape[0]
+    if index is None:
+        return design.gram
+    repeats, rest = divmod(k, T)
+    gram = np.empty_like(design.gram)
+    _k.subset_gram(design.X, index[k - rest:], design.gram, gram)
+    return gram + repeats * design.gram if repeats else gram
 
 
 @dataclass(frozen=True, eq=False)
@@ -349,8 +365,9 @@ class RegressionExperiment:
                                  pool.design.w_star)
 
     def real_subset(self, pool, m, rng):
+        """``m`` distinct rows of R (``m`` below its size), with their real labels."""
         chosen = choose(len(pool), m, rng)
-        return Rows(pool.X, chosen if pool.index is None else pool.index[chosen], pool.resid[chosen], pool.design)
+        return Rows(pool.X, chosen, pool.resid[chosen], pool.design, design_gram(pool.design, m, chosen))
 
     def fresh_real(self, m, rng):
         """``m`` fresh rows of the population: features N(0, I), then the label noise (not on the design)."""
@@ -360,12 +377,13 @@ class RegressionExperiment:
     def sample(self, model, n, rng):
         """``n`` rows of the model on the design (:func:`design_rows`), labels ``x^T w_g + noise``."""
         design = model.design
-        index = design_rows(design.X.shape[0], n, rng)
+        T = design.X.shape[0]
+        index = design_rows(T, n, rng)
         eps = rng.standard_normal(n)
         resid = np.empty(n)
         _k.residual_labels(design.X, _ALL if index is None else index, index is not None, model.delta, self.sd, eps,
                            resid)
-        return Rows(design.X, index, resid, design)
+        return Rows(design.X, index, resid, design, design_gram(design, n, index))
 
     def synthesize(self, model, n, rng, first_model):
         """Plain sampling (no sampling bias or filter): acceptance 1.  ``first_model`` is not used."""

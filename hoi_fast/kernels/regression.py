@@ -12,6 +12,10 @@ import numpy as np
 from hoi_fast._jit import jit
 from hoi_fast.kernels.gaussian import cholesky
 
+#: A Gram matrix whose Cholesky pivot^2 falls below this share of its largest diagonal entry is
+#: treated as singular: a rank-deficient X^T X often factorises in float64 with pivots of rounding size.
+SINGULAR_PIVOT = 1e-12
+
 
 @jit
 def residual_labels(X, index, use_index, delta, sd, eps, out):
@@ -87,6 +91,56 @@ def row_moments(X, index, use_index, resid, want_gram, gram, cross):
 
 
 @jit
+def subset_gram(X, index, full, gram):
+    """``X_S^T X_S`` for distinct rows ``S = index``, from the cheaper side.
+
+    If ``S`` holds more than half of the rows, ``full - X_C^T X_C`` over the
+    complement ``C`` (``full = X^T X``), else the sum over ``S``; either way
+    at most ``T / 2`` rows are read.
+
+    Parameters
+    ----------
+    X : ndarray, shape (T, d), float64
+    index : ndarray, shape (k,), int64
+        Distinct rows.
+    full : ndarray, shape (d, d), float64
+    gram : ndarray, shape (d, d), float64
+        Output.
+    """
+    T, d = X.shape
+    k = index.shape[0]
+    if 2 * k <= T:
+        rows = index
+        sign = 1.0
+        for a in range(d):
+            for b in range(d):
+                gram[a, b] = 0.0
+    else:
+        keep = np.ones(T, dtype=np.bool_)
+        for r in range(k):
+            keep[index[r]] = False
+        rows = np.empty(T - k, dtype=np.int64)
+        c = 0
+        for i in range(T):
+            if keep[i]:
+                rows[c] = i
+                c += 1
+        sign = -1.0
+        for a in range(d):
+            for b in range(d):
+                gram[a, b] = full[a, b]
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        for a in range(d):
+            xa = sign * X[i, a]
+            for b in range(a + 1):
+                gram[a, b] += xa * X[i, b]
+    for a in range(d):
+        for b in range(a):
+            gram[b, a] = gram[a, b]
+
+
+@jit
 def least_squares(gram, cross, rr, delta):
     """Solve ``gram delta = cross`` by Cholesky; the residual sum of squares.
 
@@ -102,7 +156,9 @@ def least_squares(gram, cross, rr, delta):
     Returns
     -------
     ok : bool
-        False if ``gram`` is not positive definite in float64 (``delta`` unset).
+        False if ``gram`` is singular: not positive definite in float64, or a
+        pivot^2 at most ``SINGULAR_PIVOT`` times its largest diagonal entry
+        (``delta`` is then unset).
     rss : float
         ``||r - X delta||^2 = rr - cross^T delta``, at least 0.
     """
@@ -110,6 +166,12 @@ def least_squares(gram, cross, rr, delta):
     L = np.empty((d, d))
     if not cholesky(gram, L):
         return False, 0.0
+    scale = 0.0
+    for a in range(d):
+        scale = max(scale, gram[a, a])
+    for a in range(d):
+        if L[a, a] * L[a, a] <= SINGULAR_PIVOT * scale:
+            return False, 0.0
     z = np.empty(d)
     for a in range(d):
         s = cross[a]
