@@ -44,9 +44,14 @@ from hoi_fast.store import (
     GroupLayout,
     ResultsFileError,
     ResultsWriter,
+    check_output_path,
     check_resumable,
     done_masks,
     holds_config,
+    journal_path,
+    lock_results,
+    resolve,
+    results_exist,
 )
 
 DEFAULT_OUT = "hoi_results.h5"
@@ -180,18 +185,6 @@ def config_from_args(args):
     if args.sweep:
         settings["sweeps"] = tuple(_parse_sweep(text) for text in args.sweep)
     return GridConfig(**settings)
-
-
-def _check_out(path, overwrite):
-    if not path:
-        raise ConfigError(f"`--out` must be a file name such as {DEFAULT_OUT}, got an empty string")
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(folder):
-        raise ConfigError(f"`--out` folder {folder} does not exist; create it or choose another path")
-    if os.path.isdir(path):
-        raise ConfigError(f"`--out` {path} is a folder; give a file name such as {DEFAULT_OUT}")
-    if not os.access(folder, os.W_OK):
-        raise ConfigError(f"`--out` folder {folder} is not writable; choose another path")
 
 
 # -- scheduling --------------------------------------------------------------
@@ -511,7 +504,7 @@ def _no_done_masks(config):
 
 def dry_run(config, out, jobs):
     """Print the grid size, what is done and an estimated time; write nothing."""
-    resumable = os.path.exists(out) and holds_config(out, config.identity(), same_run(config))
+    resumable = results_exist(out) and holds_config(out, config.identity(), same_run(config))
     done = done_masks(out, config.experiments) if resumable else _no_done_masks(config)
     blocks = pending_blocks(config, done, jobs)
     n_cells = sum(config.cell_count(name) for name in config.experiments)
@@ -520,7 +513,7 @@ def dry_run(config, out, jobs):
     sweeps = "".join(f" x {len(s.values)} {s.name}" for s in config.sweeps)
     print(f"grid: {', '.join(config.experiments)} x {len(config.alphas)} alphas{sweeps} x {config.seeds} seeds "
           f"x {config.generations} generations = {n_cells} cells, {n_cells * config.generations} grid points")
-    if os.path.exists(out) and not resumable:
+    if results_exist(out) and not resumable:
         print(f"{out} holds another configuration: running would need --overwrite")
     print(f"done: {n_done} of {n_cells} cells in {out}")
     print("time per cell: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in per_cell.items()))
@@ -614,32 +607,54 @@ def run(config, out, jobs=1, overwrite=False, command_line="", quiet=False, exec
     layouts = layouts_for(config)
     check_capacity(config, layouts, out)
     identity = config.identity()
-    if not overwrite:
-        check_resumable(out, identity, same_run(config))
-    with INTERRUPTS.deferred():
-        probe(config)
-    if not quiet:
+    with lock_results(out):  # one writer per results file, --overwrite included, from here to the end
+        if not overwrite:
+            check_resumable(out, identity, same_run(config))
+        with INTERRUPTS.deferred():
+            probe(config)
         for note in notes(config):
-            print(f"[hoi_fast.grid] note: {note}", file=sys.stderr)
-    # The executor is up before the file is touched: a failure to start it writes nothing.
-    with (open_executor(executor, jobs, scheduler) if isinstance(executor, str)
-          else nullcontext(executor)) as pool:
-        writer = ResultsWriter(out, layouts, identity, command_line, overwrite=overwrite,
-                               flush_seconds=flush_seconds, same_run=same_run(config))
-        try:
-            done = {name: writer.done_mask(name) for name in config.experiments}
-            blocks = pending_blocks(config, done, jobs, layouts)
-            total = sum(config.cell_count(name) for name in config.experiments)
-            progress = Progress(total, total - sum(len(b) for b in blocks), quiet)
+            _say(note, quiet)
+        created = not results_exist(out)
+        # The executor is up before the file is touched: a failure to start it writes nothing.
+        with (open_executor(executor, jobs, scheduler) if isinstance(executor, str)
+              else nullcontext(executor)) as pool:
+            writer = ResultsWriter(out, layouts, identity, command_line, overwrite=overwrite,
+                                   flush_seconds=flush_seconds, same_run=same_run(config),
+                                   warn=lambda message: _say(message, False))
             try:
-                execute(config, blocks, writer, progress, pool)
-            finally:
-                progress.close()
-        except BaseException:
-            writer.close(finished=False)
-            raise
-        writer.close(finished=True)
+                done = {name: writer.done_mask(name) for name in config.experiments}
+                blocks = pending_blocks(config, done, jobs, layouts)
+                total = sum(config.cell_count(name) for name in config.experiments)
+                progress = Progress(total, total - sum(len(b) for b in blocks), quiet)
+                try:
+                    execute(config, blocks, writer, progress, pool)
+                finally:
+                    progress.close()
+            except BaseException as exc:
+                writer.close(finished=False)
+                if created and isinstance(exc, ConfigError):
+                    _remove_if_empty(out, config.experiments)
+                raise
+            writer.close(finished=True)
     return sum(len(b) for b in blocks)
+
+
+def _say(note, quiet):
+    """A one-line note on standard error (notes about the files are shown even with --quiet)."""
+    if not quiet:
+        print(f"[hoi_fast.grid] note: {note}", file=sys.stderr)
+
+
+def _remove_if_empty(out, experiments):
+    """Remove a results file this run created when a setting stopped it before any cell was stored."""
+    try:
+        if not any(mask.any() for mask in done_masks(out, experiments).values()):
+            target = resolve(out)
+            for path in (target, journal_path(target)):
+                if os.path.exists(path):
+                    os.remove(path)
+    except (OSError, ResultsFileError):
+        pass  # nothing more to tidy: the error itself is what the user needs to see
 
 
 def main(argv=None):
@@ -662,7 +677,7 @@ def _main(parser, args, argv):
         if jobs < 1:
             raise ConfigError(f"`--jobs` must be at least 1, got {jobs}")
         out = DEFAULT_OUT if args.out is None else args.out
-        _check_out(out, args.overwrite)
+        check_output_path(out)
         if args.dry_run:
             check_capacity(config, layouts_for(config), out)  # validates the corpus, the sizes etc.
             dry_run(config, out, jobs)

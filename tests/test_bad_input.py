@@ -92,7 +92,7 @@ def test_bad_experiment_settings(tmp_path, capsys, section, line, match):
     (["--sweep", "gmm.heldout=10,10000000000"], "`gmm.heldout` must be a positive integer (at most 100,000,000)"),
     (["--sweep", "gmm.max_iter=1e20"], "`gmm.max_iter` sweep values must be integers"),
     (["--flush-seconds", "nan"], "`--flush-seconds` must be a number of seconds"),
-    (["--out", ""], "`--out` must be a file name"),
+    (["--out", ""], "`--out` is empty; give a file name"),
     (["--executor", "dask", "--scheduler", "not an address"], "`--scheduler` 'not an address' is not a Dask"),
     (["--experiment", "gmm", "--seeds", "9000000", "--alphas", "50"], "more than 10,000,000"),
     (["--experiment", "ngram", "--generations", "1000000"], "one ngram cell would hold"),

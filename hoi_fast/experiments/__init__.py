@@ -28,7 +28,9 @@ from hoi_fast.seeding import plugin_stream_key
 BUILTIN = {
     "gmm": ("hoi_fast.experiments.gmm:GMMExperiment", 1),
     "ngram": ("hoi_fast.experiments.ngram:NGramExperiment", 2),
+    "gaussian": ("hoi_fast.experiments.gaussian:GaussianExperiment", 3),
     "categorical": ("hoi_fast.experiments.categorical:CategoricalExperiment", 4),
+    "regression": ("hoi_fast.experiments.regression:RegressionExperiment", 5),
 }
 
 #: Words that stand for several experiments.
