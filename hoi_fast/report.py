@@ -1,16 +1,25 @@
 """``python -m hoi_fast.report RESULTS.h5 [--out DIR]``: figures and a summary of a grid.
 
 For every experiment in the results file this writes PNG figures and one
-Markdown summary (``summary.md``):
+Markdown summary (``summary.md``) whose first lines per experiment state
+when and how fast held-out real performance degrades: the critical α* at the
+last generation with its interval, the median number of generations to
+collapse at a few α, and the degradation per generation.
 
 ``<experiment>_collapse.png``
     The real metric against generation, one line per α of a readable subset,
     coloured by α, each with its confidence band over seeds.
 ``<experiment>_degradation.png``
     Heatmap α × generation of the mean paired degradation
-    ``metric(α) - metric(α = 0)``, with α* of each generation drawn on it.
+    ``metric(α) - metric(α = 0)``, with α* and the isotonic threshold of each
+    generation drawn on it.
 ``<experiment>_critical_alpha.png``
-    α* against generation with its bootstrap interval.
+    α* (fixed-sequence and first-passing rules) and the isotonic threshold
+    against generation, with their bootstrap intervals.
+``<experiment>_survival.png``
+    Kaplan-Meier curves of the generations to collapse for a few α, the
+    median generations to collapse against α, and the degradation per
+    generation against α.
 ``<experiment>_gap.png``
     Real and self metric for a few α, and the gap real − self with its band.
 ``<experiment>_tail.png``
@@ -19,6 +28,8 @@ Markdown summary (``summary.md``):
 Only cells marked done are used, so a partially finished file gives a report
 (the summary says how much is done).  Sweep dimensions between ``alpha`` and
 ``seed`` are faceted: one panel (and one α*) per combination of their values.
+The report names no experiment: it finds the metrics by their stored role
+(``real``, ``self``, ``tail``) and reads only those from the file.
 
 Figures are drawn with matplotlib's object API on ``Figure`` objects (Agg
 canvas), so importing this module never touches pyplot's global state or a
@@ -38,12 +49,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hoi_fast import stats
-from hoi_fast.store import ResultsFileError, experiments_in, read_group
+from hoi_fast.store import ResultsFileError, experiments_in, stored_config
 
 CELL_TAIL = ("seed", "generation")
 CURVES = 6  # α shown as lines by default
 GAP_CURVES = 3
-DPI = 120
+HEADLINE_ALPHAS = 3  # α quoted in the summary's first lines (the largest shown)
+ALPHA_RULES = ("sequence", "first")
+DPI = 110
 
 
 class ReportError(ValueError):
@@ -57,7 +70,7 @@ class Options:
     Attributes
     ----------
     metric : str or None
-        Real-data metric; None means the experiment's default.
+        Real-data metric; None means the experiment's metric of role ``real``.
     alphas : tuple of float or None
         α drawn as curves and listed in the tables; None = a spread of 6.
     level : float
@@ -65,15 +78,19 @@ class Options:
     n_resamples : int
         Bootstrap resamples of the bands.
     alpha_resamples : int
-        Bootstrap resamples of the α* interval.
+        Bootstrap resamples of the seeds for the α*, isotonic-threshold and
+        plateau intervals.
     tolerance : float
-        Relative tolerance of the α* test.
+        Relative tolerance of the α* tests and of a seed's collapse.
     generation : int
         Generation index of the headline α* and tables (-1 = last).
     simultaneous : bool
         Draw sup-t bands that cover each whole curve.
     seed : int
         Seed of every bootstrap stream.
+    alpha_rule : {"sequence", "first"}
+        α* by the fixed-sequence test (family-wise error control) or the
+        smallest α whose own test passes.
     """
 
     metric: str | None = None
@@ -86,9 +103,94 @@ class Options:
     generation: int = -1
     simultaneous: bool = False
     seed: int = 0
+    alpha_rule: str = "sequence"
 
 
 # -- loading -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Group:
+    """What the report needs of one experiment's group, without reading every metric.
+
+    Attributes
+    ----------
+    name : str
+    path : str
+    coords : dict of str -> ndarray
+        Every dimension scale.
+    dims : dict of str -> tuple of str
+        The dimension names of each metric.
+    attrs : dict of str -> dict
+        ``units``, ``long_name`` and ``role`` of each metric.
+    done : ndarray of bool
+        Shape of the cell dimensions.
+    config : dict
+    provenance : dict
+        The file's root attributes.
+    """
+
+    name: str
+    path: str
+    coords: dict
+    dims: dict
+    attrs: dict
+    done: np.ndarray
+    config: dict
+    provenance: dict
+
+    def read(self, metric):
+        """The metric with every cell that is not done set to NaN (float64)."""
+        import h5py
+
+        with h5py.File(self.path, "r") as f:
+            data = f[self.name][metric][...]
+        done = self.done.reshape(self.done.shape + (1,) * (data.ndim - self.done.ndim))
+        return np.where(done, data, np.nan)
+
+
+#: Roles of the metrics of files written before roles were stored (gmm and ngram only).
+_LEGACY_ROLES = {"real_nll": "real", "real_bpc": "real", "self_nll": "self", "self_bpc": "self",
+                 "tail_nll": "tail", "tail_bpc": "tail"}
+
+
+def _dim_names(ds):
+    return tuple(ds.dims[i][0].name.rsplit("/", 1)[-1] for i in range(ds.ndim))
+
+
+def read_layout(path, name):
+    """Coordinates, dimensions, attributes and done mask of experiment ``name`` of ``path``.
+
+    Metric values are read later, one at a time (:meth:`Group.read`): a
+    100 000-cell file holds gigabytes of per-component and per-symbol
+    metrics the report never draws.
+
+    Raises
+    ------
+    ResultsFileError
+        If the file is missing, foreign or lacks the experiment.
+    """
+    import h5py
+
+    if not os.path.exists(path):
+        raise ResultsFileError(f"`{path}` does not exist; give a results file written by hoi_fast.grid")
+    stored_config(path)
+    with h5py.File(path, "r") as f:
+        if name not in f:
+            raise ResultsFileError(f"`{path}` has no `{name}` results; it holds {', '.join(f.keys())}")
+        g = f[name]
+        coords, dims, attrs = {}, {}, {}
+        for key, ds in g.items():
+            if ds.is_scale:
+                coords[key] = ds.asstr()[...].astype(str) if h5py.check_string_dtype(ds.dtype) else ds[...]
+            elif key != "done":
+                dims[key] = _dim_names(ds)
+                attrs[key] = {k: str(v) for k, v in ds.attrs.items() if k in ("units", "long_name", "role")}
+                attrs[key].setdefault("role", _LEGACY_ROLES.get(key, ""))
+        provenance = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        return Group(name=name, path=path, coords=coords, dims=dims, attrs=attrs,
+                     done=g["done"][...].astype(bool), config=json.loads(g.attrs["config"]),
+                     provenance=provenance)
+
 
 @dataclass
 class Facet:
@@ -126,7 +228,7 @@ def _with_role(group, role):
 
 
 def _check_metric(group, metric):
-    if metric not in group.data:
+    if metric not in group.dims:
         scalar = sorted(k for k, d in group.dims.items() if d[-2:] == CELL_TAIL)
         raise ReportError(f"`--metric` {metric} is not in the {group.name} results; "
                           f"choose one of {', '.join(scalar)}")
@@ -136,14 +238,8 @@ def _check_metric(group, metric):
                           "choose a per-generation scalar metric (alpha, ..., seed, generation)")
 
 
-def _masked(group, name):
-    """The metric with every cell that is not done set to NaN."""
-    done = group.done.reshape(group.done.shape + (1,))
-    return np.where(done, group.data[name], np.nan)
-
-
 def load(path, name, metric=None):
-    """Read experiment ``name`` of ``path`` for the report.
+    """Read experiment ``name`` of ``path`` for the report (only the metrics it draws).
 
     Raises
     ------
@@ -152,7 +248,7 @@ def load(path, name, metric=None):
     ReportError
         If ``metric`` is not a per-generation scalar metric of the experiment.
     """
-    group = read_group(path, name)
+    group = read_layout(path, name)
     real = _with_role(group, "real")
     metric = metric or (real[0] if real else None)
     if metric is None:
@@ -163,10 +259,10 @@ def load(path, name, metric=None):
     paired = metric in real
     self_metric = next(iter(_with_role(group, "self")), None) if paired else None
     tail_metric = next(iter(_with_role(group, "tail")), None) if paired else None
-    if tail_metric is not None and not np.any(np.isfinite(group.data[tail_metric])):
+    cubes = {k: group.read(k) for k in (metric, self_metric, tail_metric) if k}
+    if tail_metric is not None and not np.any(np.isfinite(cubes[tail_metric])):
         tail_metric = None  # e.g. a truth without a tail: nothing to draw
     sweeps = group.dims[metric][1:-2]
-    cubes = {k: _masked(group, k) for k in (metric, self_metric, tail_metric) if k}
     facets = []
     for index in itertools.product(*(range(len(group.coords[d])) for d in sweeps)):
         sel = (slice(None),) + index
@@ -199,12 +295,15 @@ class Analysis:
     tail: stats.Band | None
     gap: stats.Band | None  # (gap α, generation)
     gap_index: np.ndarray
-    degradation_mean: np.ndarray | None  # (alpha, generation)
-    degradation: stats.Band | None  # (shown, generation) of metric(alpha) - metric(0)
-    significant: np.ndarray | None  # (alpha, generation) bool
-    base_mean: np.ndarray | None  # (generation,) mean metric at alpha = 0
-    critical: stats.CriticalAlpha | None
-    seeds_per_alpha: np.ndarray
+    degradation_mean: np.ndarray | None = None  # (alpha, generation)
+    degradation: stats.Band | None = None  # (shown, generation) of metric(alpha) - metric(0)
+    significant: np.ndarray | None = None  # (alpha, generation) bool: each α's own test
+    base_mean: np.ndarray | None = None  # (generation,) mean metric at alpha = 0
+    critical: stats.CriticalAlpha | None = None  # the chosen rule
+    thresholds: dict | None = None  # rule -> CriticalAlpha (sequence, first, isotonic)
+    survival: stats.Survival | None = None  # over alpha
+    rate: stats.Rate | None = None  # over alpha
+    seeds_per_alpha: np.ndarray | None = None
     notes: list = field(default_factory=list)
 
 
@@ -235,7 +334,7 @@ def _band(values, options, rng, axis=1):
 
 
 def analyse(facet, options, seed_key=0):
-    """Bands, degradation and α* of one facet.
+    """Bands, degradation, α*, the isotonic threshold, time to collapse and rates of one facet.
 
     Parameters
     ----------
@@ -250,26 +349,24 @@ def analyse(facet, options, seed_key=0):
     alphas, real = facet.alphas, facet.real
     seeds_per_alpha = facet.done.sum(axis=1)
     shown = _choose_alphas(alphas, seeds_per_alpha > 0, options.alphas)
-    g = options.generation
     gap_index = shown[np.unique(np.round(np.linspace(0, len(shown) - 1, min(GAP_CURVES, len(shown)))))
                       .astype(int)] if len(shown) else shown
     out = Analysis(
         facet=facet, shown=shown, real=_band(real[shown], options, rng(0)),
         self_=_band(facet.self_[shown], options, rng(1)) if facet.self_ is not None else None,
         tail=_band(facet.tail[shown], options, rng(2)) if facet.tail is not None else None,
-        gap=None, gap_index=gap_index, degradation_mean=None, degradation=None,
-        significant=None, base_mean=None, critical=None, seeds_per_alpha=seeds_per_alpha,
+        gap=None, gap_index=gap_index, seeds_per_alpha=seeds_per_alpha,
     )
     if facet.self_ is not None:
         out.gap = _band(stats.illusion_gap(real[gap_index], facet.self_[gap_index]), options, rng(3))
     zero = np.flatnonzero(alphas == 0.0)
     if len(zero) == 0:
-        out.notes.append("the grid has no α = 0, so paired degradation and α* are not computed "
-                         "(run the grid with 0 among --alphas)")
+        out.notes.append("the grid has no α = 0, so paired degradation, α* and the time to collapse "
+                         "are not computed (run the grid with 0 among --alphas)")
         return out
     if seeds_per_alpha[zero[0]] < 2:
-        out.notes.append("fewer than two seeds are done at α = 0, so paired degradation and α* "
-                         "are not computed yet")
+        out.notes.append("fewer than two seeds are done at α = 0, so paired degradation, α* and the "
+                         "time to collapse are not computed yet")
         return out
     diff = stats.paired_degradation(real, alphas, alpha_axis=0)
     out.degradation_mean = _seed_mean(diff)
@@ -277,9 +374,15 @@ def analyse(facet, options, seed_key=0):
     out.base_mean = _seed_mean(real[zero[0]], axis=0)
     bound = stats.lower_confidence_bound(diff, seed_axis=1, level=options.level)
     out.significant = bound > options.tolerance * np.abs(out.base_mean)
-    out.critical = stats.critical_alpha(
-        real, alphas, generation=g, tolerance=options.tolerance, level=options.level,
-        n_resamples=options.alpha_resamples, rng=rng(5))
+    axes = dict(alpha_axis=0, seed_axis=1, generation_axis=2)
+    out.thresholds = stats.alpha_thresholds(
+        real, alphas, **axes, generation=options.generation, tolerance=options.tolerance,
+        level=options.level, n_resamples=options.alpha_resamples, rng=rng(5))
+    out.critical = out.thresholds[options.alpha_rule]
+    out.survival = stats.time_to_collapse(real, alphas, **axes, tolerance=options.tolerance,
+                                          level=options.level)
+    out.rate = stats.degradation_rate(real, alphas, **axes, level=options.level, method="t",
+                                      n_resamples=options.alpha_resamples, rng=rng(6))
     return out
 
 
@@ -311,11 +414,25 @@ def _label(loaded, metric):
     return f"{metric} [{units}]" if units else metric
 
 
-def _figure(rows, cols, width=6.4, height=4.0):
+def _figure(analyses, cols, width=6.4, height=4.0, title_lines=2):
+    """A figure with a row of ``cols`` axes per analysis (facet), with fixed margins in inches.
+
+    Fixed margins rather than matplotlib's constrained layout, which took
+    half of the report's drawing time; titles of ``title_lines`` lines (and
+    the facet label, if any) and colour bars fit.
+    """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width * cols, height * rows), dpi=DPI, layout="constrained")
+    rows = len(analyses)
+    title_lines += any(an.facet.label for an in analyses)
+    fig = Figure(figsize=(width * cols, height * rows), dpi=DPI)
     axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    top, bottom, left, right, gap_x = 0.3 + 0.19 * title_lines, 0.55, 0.8, 0.2, 0.95
+    axes_h = max(height - top - bottom, 0.5)
+    axes_w = max(width - gap_x, 0.5)
+    fig.subplots_adjust(left=left / (width * cols), right=1 - right / (width * cols),
+                        top=1 - top / (height * rows), bottom=bottom / (height * rows),
+                        hspace=(top + bottom) / axes_h, wspace=gap_x / axes_w)
     return fig, axes
 
 
@@ -327,12 +444,16 @@ def _alpha_colours(alphas):
     return cm.ScalarMappable(norm=norm, cmap="viridis")
 
 
-def _draw_bands(ax, gens, band, rows, mapper, alphas, linestyle="-", labels=True):
+def _draw_bands(ax, gens, band, rows, mapper, alphas, linestyle="-", labels=True, step=False):
     for j, i in enumerate(rows):
         colour = mapper.to_rgba(alphas[i])
-        ax.plot(gens, band.mean[j], color=colour, lw=1.8, ls=linestyle,
-                label=f"α = {_fmt(alphas[i])}" if labels else None)
-        ax.fill_between(gens, band.low[j], band.high[j], color=colour, alpha=0.18, lw=0)
+        label = f"α = {_fmt(alphas[i])}" if labels else None
+        if step:
+            ax.step(gens, band.mean[j], where="post", color=colour, lw=1.8, ls=linestyle, label=label)
+        else:
+            ax.plot(gens, band.mean[j], color=colour, lw=1.8, ls=linestyle, label=label)
+        ax.fill_between(gens, band.low[j], band.high[j], color=colour, alpha=0.18, lw=0,
+                        step="post" if step else None)
 
 
 def _band_words(options):
@@ -352,10 +473,17 @@ def _int_ticks(ax):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
+def _finish(ax, xlabel="generation", integer=True):
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3)
+    if integer:
+        _int_ticks(ax)
+
+
 def figure_collapse(loaded, analyses, options, path):
     """Real metric vs generation, one banded line per shown α; paired degradation beside it."""
     paired = all(a.degradation is not None for a in analyses)
-    fig, axes = _figure(len(analyses), 2 if paired else 1, width=6.4, height=4.6)
+    fig, axes = _figure(analyses, 2 if paired else 1, width=6.4, height=4.6)
     gens = np.arange(loaded.generations)
     for row, an in zip(axes, analyses):
         mapper = _alpha_colours(an.facet.alphas)
@@ -364,7 +492,7 @@ def figure_collapse(loaded, analyses, options, path):
         ax.set_ylabel(_label(loaded, loaded.metric))
         _title(ax, an, f"{loaded.name}: {loaded.metric} on real held-out data\n"
                        f"mean over seeds, {_band_words(options)}")
-        ax.legend(fontsize=8, ncols=2, loc="best", frameon=False)
+        ax.legend(fontsize=8, ncols=2, loc="upper left", frameon=False)
         if paired:
             ax = row[1]
             _draw_bands(ax, gens, an.degradation, an.shown, mapper, an.facet.alphas)
@@ -376,18 +504,20 @@ def figure_collapse(loaded, analyses, options, path):
                            "same seeds\n(higher = worse than training on real data only)")
             ax.legend(handles=ax.get_lines()[-2:-1], fontsize=8, loc="upper left", frameon=False)
         for ax in row:
-            ax.set_xlabel("generation")
-            ax.grid(alpha=0.3)
-            _int_ticks(ax)
+            _finish(ax)
         fig.colorbar(mapper, ax=row[-1], label="synthetic fraction α")
     fig.savefig(path)
 
 
+def _rule_words(rule):
+    return {"sequence": "fixed-sequence α*", "first": "first-passing α*", "isotonic": "isotonic threshold"}[rule]
+
+
 def figure_degradation(loaded, analyses, options, path):
-    """Heatmap α × generation of the mean paired degradation, α* drawn on top."""
+    """Heatmap α × generation of the mean paired degradation, α* and the isotonic threshold on top."""
     from matplotlib import colors
 
-    fig, axes = _figure(len(analyses), 1, width=7.5, height=4.8)
+    fig, axes = _figure(analyses, 1, width=7.5, height=4.6, title_lines=1)
     gens = np.arange(loaded.generations)
     for ax, an in zip(axes[:, 0], analyses):
         order = np.argsort(an.facet.alphas)
@@ -398,15 +528,16 @@ def figure_degradation(loaded, analyses, options, path):
         norm = colors.TwoSlopeNorm(vcenter=0.0, vmin=-top, vmax=top)
         mesh = ax.pcolormesh(_edges(gens.astype(float)), _edges(alphas), mean,
                              cmap="RdBu_r", norm=norm, shading="flat")
-        crit = an.critical.per_generation
-        ok = np.isfinite(crit)
-        ax.plot(gens[ok], crit[ok], "k.-", lw=1.2, ms=5, label="α* (smallest significantly worse α)")
-        ax.set_xlabel("generation")
-        _int_ticks(ax)
+        for rule, style in ((options.alpha_rule, "k.-"), ("isotonic", "m--")):
+            crit = an.thresholds[rule].per_generation
+            ok = np.isfinite(crit)
+            ax.plot(gens[ok], crit[ok], style, lw=1.2, ms=5, label=_rule_words(rule))
         ax.set_ylabel("synthetic fraction α")
         _title(ax, an, f"{loaded.name}: paired degradation {loaded.metric}(α) − {loaded.metric}(α = 0), "
                        "mean over seeds")
         ax.legend(fontsize=8, loc="upper right", framealpha=0.8)
+        _finish(ax)
+        ax.grid(False)
         fig.colorbar(mesh, ax=ax, label=f"Δ {_label(loaded, loaded.metric)}  (red = worse)")
     fig.savefig(path)
 
@@ -420,40 +551,100 @@ def _edges(centres):
 
 
 def figure_critical(loaded, analyses, options, path):
-    """α* vs generation with its bootstrap interval; 'none' marked at the top."""
-    fig, axes = _figure(len(analyses), 1, width=7.5, height=4.2)
+    """α* by both rules and the isotonic threshold vs generation, with intervals; 'none' at the top."""
+    fig, axes = _figure(analyses, 1, width=8.0, height=4.8, title_lines=3)
     gens = np.arange(loaded.generations)
+    series = (("sequence", "tab:blue", "o", -0.15), ("first", "tab:orange", "s", 0.0),
+              ("isotonic", "tab:purple", "D", 0.15))
     for ax, an in zip(axes[:, 0], analyses):
-        crit = an.critical
         top = float(np.max(an.facet.alphas))
-        value = crit.per_generation
-        low = np.minimum(np.nan_to_num(crit.per_generation_low, posinf=top), top)
-        # an interval end beyond the grid is drawn just past the top, into the "none" zone
-        high = np.minimum(np.nan_to_num(crit.per_generation_high, posinf=1.06 * top), 1.06 * top)
-        ok = np.isfinite(value)
-        shown_value = np.where(ok, value, top)
-        ax.vlines(gens, low, high, color="tab:blue", lw=2.5, alpha=0.35,
-                  label=f"{100 * crit.level:g}% bootstrap interval")
-        ax.plot(gens[ok], shown_value[ok], "o-", color="tab:blue", ms=5, label="α*")
-        none = ~ok & ~np.isnan(value)
-        if none.any():
-            ax.plot(gens[none], shown_value[none], "^", color="tab:red", ms=7,
-                    label=f"no α ≤ {_fmt(top)} qualifies")
-        ax.axhline(top, color="0.5", ls=":", lw=1, label=f"largest α of the grid ({_fmt(top)})")
-        ax.set_ylim(-0.03 * top, 1.1 * top)
-        ax.set_xlabel("generation")
-        _int_ticks(ax)
-        ax.set_ylabel("critical synthetic fraction α*")
-        _title(ax, an, f"{loaded.name}: α* = smallest α with {loaded.metric} more than "
-                       f"{100 * options.tolerance:g}% worse than α = 0 (one-sided {100 * options.level:g}%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best", frameon=False)
+        for rule, colour, marker, shift in series:
+            crit = an.thresholds[rule]
+            x = gens + shift
+            low = np.minimum(np.nan_to_num(crit.per_generation_low, posinf=top), top)
+            # an interval end beyond the grid is drawn just past the top, into the "none" zone
+            high = np.minimum(np.nan_to_num(crit.per_generation_high, posinf=1.06 * top), 1.06 * top)
+            ax.vlines(x, low, high, color=colour, lw=2.2, alpha=0.35)
+            ok = np.isfinite(crit.per_generation)
+            chosen = " (headline)" if rule == options.alpha_rule else ""
+            ax.plot(x[ok], crit.per_generation[ok], marker=marker, ls="-", color=colour, ms=4.5, lw=1.2,
+                    label=_rule_words(rule) + chosen)
+            none = ~ok & ~np.isnan(crit.per_generation)
+            if none.any():
+                ax.plot(x[none], np.full(none.sum(), 1.06 * top), "^", color=colour, ms=6, alpha=0.8)
+        ax.axhline(top, color="0.5", ls=":", lw=1, label=f"largest α of the grid ({_fmt(top)}); ▲ none")
+        ax.set_ylim(-0.03 * top, 1.12 * top)
+        ax.set_ylabel("critical synthetic fraction")
+        _title(ax, an, f"{loaded.name}: where {loaded.metric} becomes more than {100 * options.tolerance:g}% "
+                       f"worse than α = 0\nα*: one-sided {100 * options.level:g}% tests, fixed sequence from the "
+                       f"largest α down (family-wise error ≤ {100 * (1 - options.level):g}%) or first α passing; "
+                       f"\nisotonic: monotone fit of the mean crossing the tolerance; bars: "
+                       f"{100 * options.level:g}% bootstrap intervals over seeds")
+        ax.legend(fontsize=8, loc="lower left", frameon=False)
+        _finish(ax)
     fig.savefig(path)
+
+
+def figure_survival(loaded, analyses, options, path):
+    """Kaplan-Meier curves for the shown α, the median generations to collapse and the rate against α."""
+    fig, axes = _figure(analyses, 3, width=5.6, height=4.4)
+    gens = np.arange(loaded.generations)
+    horizon = loaded.generations - 1
+    for row, an in zip(axes, analyses):
+        surv, rate, alphas = an.survival, an.rate, an.facet.alphas
+        mapper = _alpha_colours(alphas)
+        band = stats.Band(surv.survival[an.shown], surv.low[an.shown], surv.high[an.shown],
+                          np.array([]), np.array([]), surv.level)
+        _draw_bands(row[0], gens, band, an.shown, mapper, alphas, step=True)
+        row[0].set_ylim(-0.03, 1.03)
+        row[0].set_ylabel("share of seeds not yet collapsed")
+        row[0].legend(fontsize=8, ncols=2, loc="lower left", frameon=False)
+        _title(row[0], an, f"{loaded.name}: Kaplan-Meier survival, collapse = first generation\nwith "
+                           f"Δ{loaded.metric} > {100 * options.tolerance:g}% of α = 0; "
+                           f"{100 * surv.level:g}% {surv.band} band")
+        _finish(row[0])
+        order = np.argsort(alphas)
+        order = order[surv.n[order] > 0]
+        _draw_medians(row[1], alphas[order], surv.median[order], surv.median_low[order],
+                      surv.median_high[order], horizon)
+        row[1].set_ylabel("generations to collapse (median)")
+        _title(row[1], an, f"median generations to collapse\nbars: {100 * surv.level:g}% interval; "
+                           f"▲ not within {horizon} generations")
+        _finish(row[1], "synthetic fraction α", integer=False)
+        slope = rate.slope
+        ok = order[np.isfinite(slope.mean[order])]
+        row[2].plot(alphas[ok], slope.mean[ok], "o-", color="tab:red", ms=3.5, lw=1.2, label="mean slope")
+        row[2].fill_between(alphas[ok], slope.low[ok], slope.high[ok], color="tab:red", alpha=0.2, lw=0,
+                            label=f"{100 * rate.level:g}% interval over seeds")
+        sat = ok[rate.saturated[ok]]
+        if len(sat):
+            row[2].plot(alphas[sat], slope.mean[sat], "o", mfc="none", mec="k", ms=7,
+                        label="levels off within the horizon")
+        row[2].axhline(0, color="0.6", lw=0.8)
+        row[2].set_ylabel(f"Δ{loaded.metric} per generation [{_units(loaded)}]")
+        row[2].legend(fontsize=8, loc="upper left", frameon=False)
+        _title(row[2], an, f"rate: least-squares slope of Δ{loaded.metric}\nover generations 0–{horizon}")
+        _finish(row[2], "synthetic fraction α", integer=False)
+    fig.savefig(path)
+
+
+def _draw_medians(ax, alphas, median, low, high, horizon):
+    """Median generations to collapse against α; 'not within the horizon' drawn as triangles above it."""
+    beyond = horizon + 1
+    found = np.isfinite(median)
+    lo = np.where(np.isfinite(low), low, beyond)
+    hi = np.where(np.isfinite(high), high, beyond)
+    ax.vlines(alphas, lo, hi, color="tab:green", lw=2.2, alpha=0.4)
+    ax.plot(alphas[found], median[found], "o-", color="tab:green", ms=4, lw=1.2)
+    if (~found).any():
+        ax.plot(alphas[~found], np.full((~found).sum(), beyond), "^", color="tab:green", ms=6, alpha=0.7)
+    ax.axhline(beyond, color="0.6", ls=":", lw=1)
+    ax.set_ylim(0, beyond + 0.8)
 
 
 def figure_gap(loaded, analyses, options, path):
     """Real vs self metric for a few α, and the gap real − self with its band."""
-    fig, axes = _figure(len(analyses), 2, width=6.0, height=4.3)
+    fig, axes = _figure(analyses, 2, width=6.0, height=4.1, title_lines=1)
     gens = np.arange(loaded.generations)
     for row, an in zip(axes, analyses):
         mapper = _alpha_colours(an.facet.alphas)
@@ -471,10 +662,8 @@ def figure_gap(loaded, analyses, options, path):
         row[1].set_ylabel(f"gap {loaded.metric} − {loaded.self_metric} [{_units(loaded)}]")
         _title(row[1], an, "hall-of-illusions gap (higher = the model fools itself more)")
         for ax in row:
-            ax.set_xlabel("generation")
-            ax.grid(alpha=0.3)
-            _int_ticks(ax)
-            ax.legend(fontsize=8, frameon=False)
+            _finish(ax)
+            ax.legend(fontsize=8, frameon=False, loc="upper left")
     fig.savefig(path)
 
 
@@ -489,48 +678,63 @@ def _take(band, *index):
 
 def figure_tail(loaded, analyses, options, path):
     """The tail metric next to the overall one, same α and colours."""
-    fig, axes = _figure(len(analyses), 2, width=6.0, height=4.3)
+    fig, axes = _figure(analyses, 2, width=6.0, height=4.1, title_lines=1)
     gens = np.arange(loaded.generations)
     for row, an in zip(axes, analyses):
         mapper = _alpha_colours(an.facet.alphas)
         for ax, band, metric, what in ((row[0], an.real, loaded.metric, "all of the held-out data"),
                                        (row[1], an.tail, loaded.tail_metric, "the rare tail only")):
             _draw_bands(ax, gens, band, an.shown, mapper, an.facet.alphas)
-            ax.set_xlabel("generation")
-            _int_ticks(ax)
             ax.set_ylabel(_label(loaded, metric))
             _title(ax, an, f"{loaded.name}: {metric} on {what}")
-            ax.grid(alpha=0.3)
-        row[0].legend(fontsize=8, ncols=2, frameon=False)
+            _finish(ax)
+        row[0].legend(fontsize=8, ncols=2, frameon=False, loc="upper left")
         fig.colorbar(mapper, ax=row[1], label="synthetic fraction α")
     fig.savefig(path)
 
 
 # -- summary -------------------------------------------------------------------
 
-def _interval(low, high):
-    return f"[{_fmt(low, 4)}, {_fmt(high, 4)}]"
+def _interval(low, high, digits=4):
+    return f"[{_fmt(low, digits)}, {_fmt(high, digits)}]"
+
+
+def _pct(x):
+    return "n/a" if np.isnan(x) else f"{100 * x:.0f}%"
 
 
 def _summary_experiment(loaded, analyses, options, figures):
     lines = [f"## {loaded.name}", ""]
     g = options.generation % loaded.generations
+    for an in analyses:  # the answer first: when and how fast
+        head = _headline_lines(loaded, an, options, g)
+        if head and an.facet.label:
+            head[0] = f"*{an.facet.label}:* " + head[0]
+        lines += head
     if loaded.done_cells < loaded.total_cells:
         lines += [f"**Partial results:** {loaded.done_cells} of {loaded.total_cells} cells are done; "
                   "everything below uses only the done cells.", ""]
     attrs = loaded.attrs.get(loaded.metric, {})
     seeds_min = int(min(a.seeds_per_alpha.min() for a in analyses))
     seeds_max = int(max(a.seeds_per_alpha.max() for a in analyses))
+    level = f"{100 * options.level:g}%"
     lines += [
         f"- metric: `{loaded.metric}` — {attrs.get('long_name', '')} [{attrs.get('units', '')}]; higher is worse",
         f"- seeds: {seeds_max} per α (done per α: {seeds_min}–{seeds_max}); "
         f"generations: {loaded.generations} (0 = trained on real data only); "
         f"α grid: {len(analyses[0].facet.alphas)} values in "
         f"[{_fmt(analyses[0].facet.alphas.min())}, {_fmt(analyses[0].facet.alphas.max())}]",
-        f"- bands: {_band_words(options)} over seeds ({options.n_resamples} resamples); "
-        f"α* test: one-sided {100 * options.level:g}% Student-t lower bound of the paired degradation "
-        f"> {100 * options.tolerance:g}% of the α = 0 mean; α* interval: {100 * options.level:g}% "
-        f"bootstrap percentile over seeds ({options.alpha_resamples} resamples)",
+        f"- bands: {_band_words(options)} over seeds ({options.n_resamples} resamples)",
+        f"- α*: one-sided {level} Student-t tests of \"mean paired degradation > {100 * options.tolerance:g}% "
+        f"of the α = 0 mean\"; "
+        + ("fixed sequence from the largest α down, stopping at the first α not significant (family-wise "
+           f"error ≤ {100 * (1 - options.level):g}%)" if options.alpha_rule == "sequence" else
+           "the smallest α whose own test passes (no multiplicity control)")
+        + f"; isotonic threshold: where the monotone fit of the mean degradation crosses the tolerance; "
+        f"intervals: {level} bootstrap percentile over seeds ({options.alpha_resamples} resamples)",
+        f"- collapse of a seed: the first generation where its paired degradation exceeds the tolerance "
+        f"(right-censored at the last generation); Kaplan-Meier (`scipy.stats.ecdf`), median interval "
+        f"from the {level} log-log band; rate: least-squares slope per seed, {level} Student-t interval",
         "",
     ]
     for an in analyses:
@@ -538,6 +742,8 @@ def _summary_experiment(loaded, analyses, options, figures):
             lines += [f"### {an.facet.label}", ""]
         lines += [f"- {note}" for note in an.notes] + ([""] if an.notes else [])
         lines += _critical_lines(loaded, an, options, g)
+        lines += _collapse_lines(loaded, an, options)
+        lines += _rate_lines(loaded, an, options)
         lines += _degradation_lines(loaded, an, options, g)
         lines += _gap_lines(loaded, an, options, g)
     lines += ["### Figures", ""]
@@ -546,28 +752,95 @@ def _summary_experiment(loaded, analyses, options, figures):
     return lines
 
 
+def _headline_alphas(an):
+    """The α quoted in the first lines: the largest shown α above 0 with done seeds, largest first."""
+    alphas = an.facet.alphas
+    rows = [i for i in an.shown if alphas[i] > 0 and an.seeds_per_alpha[i] > 0]
+    return sorted(rows, key=lambda i: -alphas[i])[:HEADLINE_ALPHAS]
+
+
+def _headline_lines(loaded, an, options, g):
+    """α* at ``g`` with its interval, the median generations to collapse and the rate at a few α."""
+    if an.critical is None:
+        return []
+    metric, tol, level = loaded.metric, f"{100 * options.tolerance:g}%", f"{100 * options.level:g}%"
+    top = float(np.max(an.facet.alphas))
+    crit, iso = an.critical, an.thresholds["isotonic"]
+    other = an.thresholds["first" if options.alpha_rule == "sequence" else "sequence"]
+    rule = "fixed-sequence test from the largest α down" if options.alpha_rule == "sequence" else \
+        "first α whose own test passes"
+    value = crit.per_generation[g]
+    if np.isfinite(value):
+        first = (f"**α\\* = {_fmt(value)}** at generation {g} ({level} interval "
+                 f"{_ci_alpha(crit.per_generation_low[g], crit.per_generation_high[g], top)}): from this "
+                 f"synthetic fraction up, `{metric}` is significantly more than {tol} worse than with real "
+                 f"data only ({rule}).")
+    else:
+        first = (f"**α\\* = none** at generation {g}: no α ≤ {_fmt(top)} makes `{metric}` significantly "
+                 f"more than {tol} worse than with real data only ({rule}).")
+    first += (f" Isotonic threshold {_fmt(iso.per_generation[g])} "
+              f"({_ci_alpha(iso.per_generation_low[g], iso.per_generation_high[g], top)}); "
+              f"{_rule_words(other.rule)} {_fmt(other.per_generation[g])}.")
+    rows = _headline_alphas(an)
+    surv, rate = an.survival, an.rate
+    horizon = loaded.generations - 1
+    collapse = "; ".join(f"α = {_fmt(an.facet.alphas[i])}: {_median_words(surv, i, horizon)}" for i in rows)
+    units = _units(loaded)
+    rates = "; ".join(f"at α = {_fmt(an.facet.alphas[i])} {_rate_words(rate, i, units)}" for i in rows)
+    return [first, "",
+            f"**Generations to collapse** (first generation at which a seed's `{metric}` is more than {tol} "
+            f"worse than at α = 0; median and {level} interval): {collapse}.", "",
+            f"**Rate:** `{metric}` gets worse per generation {rates}.", ""]
+
+
+def _median_words(surv, i, horizon):
+    never = (f"{_pct(surv.never[i])} of seeds never collapse "
+             f"[{_pct(surv.never_low[i])}, {_pct(surv.never_high[i])}]")
+    if not np.isfinite(surv.median[i]):
+        low = surv.median_low[i]
+        since = f", possibly from generation {_fmt(low)}" if np.isfinite(low) else ""
+        return f"not within {horizon} generations ({never}{since})"
+    high = surv.median_high[i]
+    high = _fmt(high) if np.isfinite(high) else f"> {horizon}"
+    words = f"{_fmt(surv.median[i])} ({_fmt(surv.median_low[i])}–{high})"
+    return words + (f", {never}" if surv.never[i] > 0 else "")
+
+
+def _half_life(x):
+    """A half-life in generations; at the bottom of the fitted range it only says "within a generation"."""
+    return f"≤ {_fmt(x, 2)}" if x <= stats.HALF_LIFE_RANGE[0] * 1.0001 else _fmt(x, 2)
+
+
+def _rate_words(rate, i, units):
+    slope = rate.slope
+    half = (slope.high[i] - slope.low[i]) / 2
+    words = f"by {_fmt(slope.mean[i], 3)} ± {_fmt(half, 2)} {units}".rstrip()
+    if rate.saturated[i]:
+        words += (f" (levelling off at {_fmt(rate.plateau[i], 3)} {units} "
+                  f"[{_fmt(rate.plateau_low[i], 3)}, {_fmt(rate.plateau_high[i], 3)}], half-life "
+                  f"{_half_life(rate.half_life[i])} generations [{_half_life(rate.half_life_low[i])}, "
+                  f"{_half_life(rate.half_life_high[i])}])")
+    return words
+
+
 def _critical_lines(loaded, an, options, g):
     crit = an.critical
     if crit is None:
         return []
     top = float(np.max(an.facet.alphas))
-    value = crit.per_generation[g]
-    if np.isfinite(value):
-        interval = _ci_alpha(crit.per_generation_low[g], crit.per_generation_high[g], top)
-        head = (f"**Critical α\\* = {_fmt(value)}** at generation {g} "
-                f"({100 * crit.level:g}% interval {interval}): the smallest α whose `{loaded.metric}` is "
-                f"significantly more than {100 * crit.tolerance:g}% worse than with real data only (α = 0).")
-    else:
-        head = (f"**Critical α\\* = none**: at generation {g} no α ≤ {_fmt(top)} makes `{loaded.metric}` "
-                f"significantly more than {100 * crit.tolerance:g}% worse than α = 0 (α\\* reported as +inf; "
-                f"found in {100 * crit.found_fraction[g]:.0f}% of bootstrap resamples).")
-    lines = ["#### Critical α*", "", head, "",
-             "| generation | α* | 95% interval | resamples with some α* |".replace("95", f"{100 * crit.level:g}"),
-             "|---:|---:|:---:|---:|"]
-    for k in range(len(crit.per_generation)):
-        lines.append(f"| {k} | {_fmt(crit.per_generation[k])} | "
-                     f"{_ci_alpha(crit.per_generation_low[k], crit.per_generation_high[k], top)} | "
-                     f"{_pct(crit.found_fraction[k])} |")
+    level = f"{100 * crit.level:g}%"
+    other = "first" if options.alpha_rule == "sequence" else "sequence"
+    seq, iso, alt = an.thresholds[options.alpha_rule], an.thresholds["isotonic"], an.thresholds[other]
+    lines = ["#### Critical α* by generation", "",
+             f"| generation | {_rule_words(options.alpha_rule)} | {level} interval | resamples with some α* | "
+             f"{_rule_words(other)} | isotonic threshold | {level} interval |",
+             "|---:|---:|:---:|---:|---:|---:|:---:|"]
+    for k in range(len(seq.per_generation)):
+        lines.append(f"| {k} | {_fmt(seq.per_generation[k])} | "
+                     f"{_ci_alpha(seq.per_generation_low[k], seq.per_generation_high[k], top)} | "
+                     f"{_pct(seq.found_fraction[k])} | {_fmt(alt.per_generation[k])} | "
+                     f"{_fmt(iso.per_generation[k])} | "
+                     f"{_ci_alpha(iso.per_generation_low[k], iso.per_generation_high[k], top)} |")
     return lines + [""]
 
 
@@ -579,8 +852,43 @@ def _ci_alpha(low, high, top):
     return f"{one(low)} – {one(high)}"
 
 
-def _pct(x):
-    return "n/a" if np.isnan(x) else f"{100 * x:.0f}%"
+def _collapse_lines(loaded, an, options):
+    surv = an.survival
+    if surv is None:
+        return []
+    horizon = loaded.generations - 1
+    level = f"{100 * surv.level:g}%"
+    lines = [f"#### Generations to collapse (Δ{loaded.metric} > {100 * options.tolerance:g}% of α = 0)", "",
+             f"| α | median generation | {level} interval | never collapse (by generation {horizon}) | "
+             f"{level} interval | collapsed / seeds |",
+             "|---:|---:|:---:|---:|:---:|---:|"]
+    for i in an.shown:
+        median = _fmt(surv.median[i]) if np.isfinite(surv.median[i]) else f"> {horizon}"
+        ends = [_fmt(x) if np.isfinite(x) else f"> {horizon}" for x in (surv.median_low[i], surv.median_high[i])]
+        lines.append(f"| {_fmt(an.facet.alphas[i])} | {median} | {ends[0]} – {ends[1]} | {_pct(surv.never[i])} | "
+                     f"{_pct(surv.never_low[i])} – {_pct(surv.never_high[i])} | {surv.events[i]} / {surv.n[i]} |")
+    return lines + [""]
+
+
+def _rate_lines(loaded, an, options):
+    rate = an.rate
+    if rate is None:
+        return []
+    units = _units(loaded)
+    level = f"{100 * rate.level:g}%"
+    lines = [f"#### Rate: Δ{loaded.metric} per generation", "",
+             f"| α | slope [{units}/generation] | {level} interval | plateau [{units}] | half-life "
+             f"[generations] | levels off within {rate.horizon} generations |",
+             "|---:|---:|:---:|---:|---:|:---:|"]
+    for i in an.shown:
+        plateau = f"{_fmt(rate.plateau[i], 3)} {_interval(rate.plateau_low[i], rate.plateau_high[i], 3)}"
+        half = (f"{_half_life(rate.half_life[i])} [{_half_life(rate.half_life_low[i])}, "
+                f"{_half_life(rate.half_life_high[i])}]")
+        sat = rate.saturated[i]
+        lines.append(f"| {_fmt(an.facet.alphas[i])} | {_fmt(rate.slope.mean[i], 4)} | "
+                     f"{_interval(rate.slope.low[i], rate.slope.high[i])} | {plateau if sat else '—'} | "
+                     f"{half if sat else '—'} | {'yes' if sat else 'no'} |")
+    return lines + [""]
 
 
 def _degradation_lines(loaded, an, options, g):
@@ -590,7 +898,7 @@ def _degradation_lines(loaded, an, options, g):
     units = _units(loaded)
     lines = [f"#### Degradation at generation {g}: {loaded.metric}(α) − {loaded.metric}(α = 0)", "",
              f"| α | mean Δ [{units}] | {100 * options.level:g}% band | relative to α = 0 | seeds | "
-             f"above {100 * options.tolerance:g}% tolerance |",
+             f"own test: above {100 * options.tolerance:g}% tolerance |",
              "|---:|---:|:---:|---:|---:|:---:|"]
     base = an.base_mean[g]
     for j, i in enumerate(an.shown):
@@ -641,7 +949,8 @@ def _provenance_lines(path, provenance):
 FIGURES = (
     ("collapse", figure_collapse, "Collapse curves"),
     ("degradation", figure_degradation, "Paired degradation heatmap"),
-    ("critical_alpha", figure_critical, "Critical α* by generation"),
+    ("critical_alpha", figure_critical, "Critical α* and the isotonic threshold by generation"),
+    ("survival", figure_survival, "When and how fast: generations to collapse and the rate"),
     ("gap", figure_gap, "Hall-of-illusions gap"),
     ("tail", figure_tail, "Tail metric next to the overall metric"),
 )
@@ -651,10 +960,21 @@ READING = {
                 "mean over seeds lies with the stated confidence. Lines that climb with generation are "
                 "collapsing: the model gets worse on real data each time it trains on its own output.",
     "degradation": "Each cell is how much worse (red) or better (blue) α is than α = 0 at that "
-                   "generation, seed by seed; the black line is α*, below which no significant "
-                   "degradation is seen.",
-    "critical_alpha": "α* is the largest share of synthetic data that is still safe; a falling line "
-                      "means the safe share shrinks as generations stack up.",
+                   "generation, seed by seed; the black line is α*, from which on every α is "
+                   "significantly worse, the dashed magenta line the isotonic threshold.",
+    "critical_alpha": "α* (blue) is the largest share of synthetic data that is still safe: every α from it "
+                      "up is significantly worse, tested from the largest α down so that the chance of "
+                      "an α* below the true threshold stays at the test's level however fine the grid. "
+                      "The first-passing rule (orange) tests each α on its own and, with many α, finds a "
+                      "falsely early one by chance. The isotonic threshold (purple) is where a monotone "
+                      "fit of the mean degradation crosses the tolerance: continuous, not tied to the "
+                      "grid's spacing. A falling line means the safe share shrinks as generations stack up.",
+    "survival": "Left: the share of seeds whose paired degradation has not yet exceeded the tolerance, "
+                "generation by generation (Kaplan-Meier, one line per α); a curve that drops fast means "
+                "collapse comes early. Middle: the generation by which half of the seeds have collapsed, "
+                "for every α (a triangle: not within the horizon). Right: how much worse the metric gets "
+                "per generation; circled α level off within the horizon (plateau and half-life in the "
+                "tables).",
     "gap": "Solid lines score the model on real data, dashed lines on its own samples; a growing gap "
            "means the model looks better to itself while getting worse on reality.",
     "tail": "Rare data is forgotten first: the tail metric rises earlier and faster than the overall one.",
@@ -662,7 +982,7 @@ READING = {
 
 
 def report_experiment(path, name, out_dir, options, seed_key=0):
-    """Analyse one experiment and write its figures; return its summary lines."""
+    """Analyse one experiment and write its figures; return its summary lines and provenance."""
     loaded = load(path, name, options.metric)
     if loaded.done_cells == 0:
         return [f"## {name}", "", "No cell is done yet: nothing to report.", ""], loaded.provenance
@@ -672,7 +992,7 @@ def report_experiment(path, name, out_dir, options, seed_key=0):
     analyses = [analyse(f, options, seed_key * 1000 + k) for k, f in enumerate(loaded.facets)]
     figures = []
     for key, draw, caption in FIGURES:
-        if key in ("degradation", "critical_alpha") and any(a.critical is None for a in analyses):
+        if key in ("degradation", "critical_alpha", "survival") and any(a.critical is None for a in analyses):
             continue
         if key == "gap" and loaded.self_metric is None:
             continue
@@ -704,6 +1024,8 @@ def make_report(path, out_dir, options=Options(), experiments=None):
     """
     if not os.path.exists(path):
         raise ResultsFileError(f"`{path}` does not exist; give a results file written by hoi_fast.grid")
+    if options.alpha_rule not in ALPHA_RULES:
+        raise ReportError(f"`--alpha-rule` must be one of {', '.join(ALPHA_RULES)}, got {options.alpha_rule!r}")
     names = experiments_in(path)
     if experiments:
         missing = [e for e in experiments if e not in names]
@@ -754,10 +1076,12 @@ def _check_out_dir(out_dir):
 
 def _experiment_words(text):
     """The group names a report ``--experiment`` selection names (plug-ins by their results group)."""
+    from hoi_fast.experiments import ALIASES
+
     words = []
     for word in text.split(","):
         word = word.strip()
-        words += ["gmm", "ngram"] if word == "both" else [word]
+        words += list(ALIASES.get(word, (word,)))
     return words
 
 
@@ -802,8 +1126,9 @@ def build_parser():
         prog="python -m hoi_fast.report",
         description="Figures (PNG) and a Markdown summary of a hoi_fast results file: collapse curves "
                     "with confidence bands over seeds, the paired degradation against alpha = 0, the "
-                    "critical synthetic fraction alpha* with its bootstrap interval, the "
-                    "hall-of-illusions gap (real minus self metric) and the tail metric.",
+                    "critical synthetic fraction alpha* and the isotonic threshold with bootstrap "
+                    "intervals, Kaplan-Meier curves of the generations to collapse, the degradation per "
+                    "generation, the hall-of-illusions gap (real minus self metric) and the tail metric.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("results", metavar="RESULTS.h5", help="results file written by python -m hoi_fast.grid")
@@ -828,7 +1153,12 @@ def build_parser():
     p.add_argument("--alpha-resamples", type=_positive, default=2000,
                    help="bootstrap resamples of the seeds for the α* interval")
     p.add_argument("--tolerance", type=_fraction, default=0.01,
-                   help="α* tolerance: relative increase of the α = 0 mean that counts as degradation")
+                   help="relative increase of the α = 0 mean that counts as degradation (α* tests, "
+                        "isotonic threshold, a seed's collapse)")
+    p.add_argument("--alpha-rule", choices=ALPHA_RULES, default="sequence",
+                   help="α*: `sequence` tests α from the largest down and stops at the first that is not "
+                        "significantly worse (family-wise error control); `first` takes the smallest α "
+                        "whose own test passes (no multiplicity control, for comparison)")
     p.add_argument("--generation", type=int, default=-1,
                    help="generation index of the headline α* and tables (negative counts from the end)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples (reproducible)")
@@ -842,7 +1172,7 @@ def main(argv=None):
     options = Options(metric=args.metric, alphas=args.alphas, level=args.level, method=args.method,
                       n_resamples=args.n_resamples, alpha_resamples=args.alpha_resamples,
                       tolerance=args.tolerance, generation=args.generation,
-                      simultaneous=args.simultaneous, seed=args.seed)
+                      simultaneous=args.simultaneous, seed=args.seed, alpha_rule=args.alpha_rule)
     out = args.out or os.path.splitext(args.results)[0] + "_report"
     experiments = None if args.experiment.strip() == "all" else _experiment_words(args.experiment)
     try:

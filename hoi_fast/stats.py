@@ -1042,10 +1042,13 @@ def _isotonic_crossing(y, w, tau, alphas):
     """
     n_rows, n_alpha = y.shape
     valid = (w > 0) & np.isfinite(y)
-    order = np.argsort(~valid, axis=1, kind="stable")  # each row's data first, in α order
-    y = np.take_along_axis(np.where(valid, y, 0.0), order, axis=1)
-    w = np.take_along_axis(np.where(valid, w, 0.0), order, axis=1)
-    a = alphas[order]
+    if valid.all():
+        a = np.broadcast_to(alphas, y.shape)
+    else:
+        order = np.argsort(~valid, axis=1, kind="stable")  # each row's data first, in α order
+        y = np.take_along_axis(np.where(valid, y, 0.0), order, axis=1)
+        w = np.take_along_axis(np.where(valid, w, 0.0), order, axis=1)
+        a = alphas[order]
     count = valid.sum(axis=1)
     zero = np.zeros((n_rows, 1))
     rows = np.arange(n_rows)
@@ -1298,9 +1301,10 @@ def _first_at_most_half(curves):
 
 # -- rates -------------------------------------------------------------------------
 
-#: Half-lives (generations) over which the saturating fit is profiled, per generation of horizon.
-_HALF_LIFE_RANGE = (0.05, 20.0)
-_HALF_LIFE_POINTS = 400
+#: Half-lives (generations) over which the saturating fit is profiled: the smallest, and the
+#: largest per generation of horizon.
+HALF_LIFE_RANGE = (0.05, 20.0)
+_HALF_LIFE_POINTS = 160
 
 
 def degradation_rate(values, alphas=None, *, alpha_axis=None, seed_axis=None, generation_axis=None,
@@ -1336,8 +1340,9 @@ def degradation_rate(values, alphas=None, *, alpha_axis=None, seed_axis=None, ge
 
     **Plateau and half-life.** The mean degradation curve is fitted by
     ``P (1 - 2**(-g / h))`` by least squares (``P`` in closed form, ``h``
-    profiled over 400 log-spaced values from 0.05 to 20 horizons); the
-    interval of each is the percentile interval over seed resamples.  The
+    profiled over 160 log-spaced values from 0.05 to 20 horizons and refined
+    by a parabola); the interval of each is the percentile interval over
+    seed resamples.  The
     curve counts as ``saturated`` where ``P``'s interval excludes 0 and
     ``h``'s upper end is at most half the horizon (so at least 3/4 of the
     plateau is reached within the data).
@@ -1351,7 +1356,7 @@ def degradation_rate(values, alphas=None, *, alpha_axis=None, seed_axis=None, ge
     slopes = _seed_slopes(cube.diff)  # (seed, alpha, *batch)
     slope = seed_band(slopes, axis=0, level=level, method=method, n_resamples=n_resamples, rng=gen)
     horizon = cube.gens - 1
-    half_lives = np.geomspace(_HALF_LIFE_RANGE[0], _HALF_LIFE_RANGE[1] * max(horizon, 1), _HALF_LIFE_POINTS)
+    half_lives = np.geomspace(HALF_LIFE_RANGE[0], HALF_LIFE_RANGE[1] * max(horizon, 1), _HALF_LIFE_POINTS)
     basis = 1.0 - 2.0 ** (-np.arange(cube.gens)[:, None] / half_lives[None, :])  # (generation, K)
 
     def fits(w):
@@ -1405,19 +1410,38 @@ def _seed_slopes(diff):
 def _saturating_fit(curves, basis, half_lives):
     """Least-squares ``P (1 - 2**(-g/h))`` of each row of ``curves`` ``(N, G)``: ``(P, h)``.
 
+    ``h`` is profiled over ``half_lives`` (log-spaced; ``basis`` holds the
+    model's curve for each) and refined by a parabola through the best
+    point and its neighbours on the log scale; ``P`` is then in closed form.
     Non-finite points are left out; an all-zero (or empty) row gives
     ``P = 0`` at the smallest ``h``.
     """
     ok = np.isfinite(curves)
     y = np.where(ok, curves, 0.0)
-    xy = y @ basis  # (N, K)
-    if ok.all():
-        xx = np.broadcast_to((basis * basis).sum(axis=0), xy.shape)
+    score = y @ basis  # x.y of each h, (N, K)
+    all_ok = ok.all()
+    if all_ok:
+        inv_xx = 1.0 / np.maximum((basis * basis).sum(axis=0), 1e-300)
+        score *= score
+        score *= inv_xx  # RSS reduction of each h
     else:
         xx = ok.astype(np.float64) @ (basis * basis)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = np.where(xx > 0, score * score / xx, 0.0)
+    k = np.argmax(score, axis=1)
+    rows = np.arange(len(curves))
+    inner = np.clip(k, 1, len(half_lives) - 2)
+    s_lo, s_mid, s_hi = (score[rows, inner + d] for d in (-1, 0, 1))
+    curvature = s_lo - 2 * s_mid + s_hi
     with np.errstate(invalid="ignore", divide="ignore"):
-        score = np.where(xx > 0, xy * xy / xx, 0.0)  # RSS reduction of each h
-        best = np.argmax(score, axis=1)
-        rows = np.arange(len(curves))
-        plateau = np.where(xx[rows, best] > 0, xy[rows, best] / xx[rows, best], 0.0)
-    return plateau, half_lives[best]
+        shift = np.where(curvature < 0, 0.5 * (s_lo - s_hi) / curvature, 0.0)
+    interior = (k > 0) & (k < len(half_lives) - 1)
+    log_h = np.log(half_lives)
+    step = log_h[1] - log_h[0]
+    half_life = np.exp(np.where(interior, log_h[inner] + np.clip(shift, -0.5, 0.5) * step, log_h[k]))
+    g = np.arange(curves.shape[1])
+    x = np.where(ok, 1.0 - 2.0 ** (-g[None, :] / half_life[:, None]), 0.0)
+    xx = (x * x).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        plateau = np.where(xx > 0, (x * y).sum(axis=1) / xx, 0.0)
+    return plateau, half_life

@@ -18,16 +18,16 @@ from hoi_fast.experiment import MetricSpec
 from hoi_fast.store import GroupLayout, ResultsWriter
 
 GMM_SPECS = (
-    MetricSpec("real_nll", "nats", "mean negative log-likelihood of real held-out points"),
-    MetricSpec("tail_nll", "nats", "mean negative log-likelihood of held-out tail points"),
-    MetricSpec("self_nll", "nats", "mean negative log-likelihood of the model's own samples"),
+    MetricSpec("real_nll", "nats", "mean negative log-likelihood of real held-out points", role="real"),
+    MetricSpec("tail_nll", "nats", "mean negative log-likelihood of held-out tail points", role="tail"),
+    MetricSpec("self_nll", "nats", "mean negative log-likelihood of the model's own samples", role="self"),
     MetricSpec("kl", "nats", "KL(truth || model), Monte Carlo"),
     MetricSpec("weights", "1", "mixture weights", ("component",)),
 )
 NGRAM_SPECS = (
-    MetricSpec("real_bpc", "bits/char", "cross-entropy on real held-out text"),
-    MetricSpec("tail_bpc", "bits/char", "cross-entropy on rare held-out contexts"),
-    MetricSpec("self_bpc", "bits/char", "cross-entropy on the model's own samples"),
+    MetricSpec("real_bpc", "bits/char", "cross-entropy on real held-out text", role="real"),
+    MetricSpec("tail_bpc", "bits/char", "cross-entropy on rare held-out contexts", role="tail"),
+    MetricSpec("self_bpc", "bits/char", "cross-entropy on the model's own samples", role="self"),
     MetricSpec("char_counts", "1", "character counts of the training set", ("symbol",)),
 )
 THRESHOLD = 0.5  # planted: alpha >= THRESHOLD degrades, below it nothing happens
@@ -128,12 +128,19 @@ def test_report_end_to_end_writes_figures_and_names_alpha_star(cli_report):
     assert result.returncode == 0, result.stderr
     names = sorted(os.listdir(out))
     for experiment in ("gmm", "ngram"):
-        for kind in ("collapse", "degradation", "critical_alpha", "gap", "tail"):
+        for kind in ("collapse", "degradation", "critical_alpha", "survival", "gap", "tail"):
             assert f"{experiment}_{kind}.png" in names
             _assert_nontrivial_png(os.path.join(out, f"{experiment}_{kind}.png"))
     text = open(os.path.join(out, "summary.md"), encoding="utf-8").read()
     # the planted threshold is found at the last generation in both experiments
-    assert text.count(f"**Critical α\\* = {THRESHOLD:g}**") == 2
+    assert text.count(f"**α\\* = {THRESHOLD:g}** at generation 4") == 2
+    # the first lines of each experiment: α*, generations to collapse and the rate, before the details
+    for experiment in ("gmm", "ngram"):
+        section = text.split(f"## {experiment}\n\n", 1)[1]
+        first = section.split("\n\n")[:3]
+        assert first[0].startswith(f"**α\\* = {THRESHOLD:g}**") and "fixed-sequence" in first[0]
+        assert first[1].startswith("**Generations to collapse**") and "α = 1: 1 (1–1)" in first[1]
+        assert first[2].startswith("**Rate:**") and "at α = 1 by " in first[2] and " ± " in first[2]
     assert "seeds: 12 per α" in text and "generations: 5" in text
     assert "fake grid" in text  # provenance: the command line of the file
     for figure in ("gmm_collapse.png", "ngram_tail.png"):
@@ -148,7 +155,18 @@ def test_report_alpha_star_matches_stats(fake):
     direct = stats.critical_alpha(loaded.facets[0].real, loaded.facets[0].alphas,
                                   n_resamples=500, rng=np.random.default_rng([0, 0, 5]))
     np.testing.assert_array_equal(analysis.critical.per_generation, direct.per_generation)
-    assert analysis.critical.value == THRESHOLD
+    np.testing.assert_array_equal(analysis.critical.per_generation_low, direct.per_generation_low)
+    assert analysis.critical.value == THRESHOLD and analysis.critical.rule == "sequence"
+    # the planted effect grows by generation above the threshold: the isotonic
+    # threshold lies between the last flat α (0.4) and the threshold
+    assert 0.4 < analysis.thresholds["isotonic"].value <= THRESHOLD
+    # every α at or above the threshold collapses at generation 1; none below
+    surv = analysis.survival
+    np.testing.assert_array_equal(surv.median, [np.inf, np.inf, np.inf, 1, 1, 1])
+    np.testing.assert_array_equal(surv.never[:3], 1)
+    # the rate: the planted slope 0.08 * 2.8 * (α - 0.4) / 0.6 per generation above the threshold
+    planted_slope = 0.08 * 2.8 * (loaded.facets[0].alphas - THRESHOLD + 0.1) / 0.6 * (loaded.facets[0].alphas >= THRESHOLD)
+    np.testing.assert_allclose(analysis.rate.slope.mean, planted_slope, atol=0.003)
     # generation 0 is paired and identical across alpha: zero-width degradation
     assert np.all(analysis.degradation_mean[:, 0] == 0)
 
@@ -175,7 +193,8 @@ def test_sweep_dimension_is_faceted(tmp_path, capsys):
     assert status == 0, err
     text = (out / "summary.md").read_text(encoding="utf-8")
     assert "### strength = 0.5" in text and "### strength = 1" in text
-    assert text.count("**Critical α\\* =") == 2
+    assert text.count("*strength = 0.5:* **α\\* =") == 1 and text.count("*strength = 1:* **α\\* =") == 1
+    _assert_nontrivial_png(out / "gmm_survival.png")
     _assert_nontrivial_png(out / "gmm_collapse.png")
 
 
@@ -189,7 +208,34 @@ def test_options_alphas_metric_and_t_method(fake, tmp_path, capsys):
     assert "ngram" not in text.split("## Provenance")[0]
     # kl has no self_/tail_ counterpart: those figures are skipped, the rest are drawn
     assert sorted(os.listdir(out)) == ["gmm_collapse.png", "gmm_critical_alpha.png",
-                                       "gmm_degradation.png", "summary.md"]
+                                       "gmm_degradation.png", "gmm_survival.png", "summary.md"]
+
+
+def test_alpha_rule_first_is_the_old_rule(fake, tmp_path, capsys):
+    out = tmp_path / "rep"
+    status, err = run_main(capsys, fake, "--out", out, "--experiment", "gmm", "--alpha-rule", "first", *FAST)
+    assert status == 0, err
+    text = (out / "summary.md").read_text(encoding="utf-8")
+    assert "(first α whose own test passes)" in text and "the smallest α whose own test passes" in text
+    assert "| generation | first-passing α* |" in text
+
+
+def test_only_the_drawn_metrics_are_read(fake, monkeypatch):
+    read = []
+    original = report.Group.read
+
+    def spy(self, metric):
+        read.append(metric)
+        return original(self, metric)
+
+    monkeypatch.setattr(report.Group, "read", spy)
+    report.load(fake, "ngram")
+    assert sorted(read) == ["real_bpc", "self_bpc", "tail_bpc"]  # never char_counts
+
+
+def test_experiment_words_expand_registry_aliases():
+    assert report._experiment_words("both") == ["gmm", "ngram"]
+    assert report._experiment_words("gmm, mypkg.mod:Exp") == ["gmm", "mypkg.mod:Exp"]
 
 
 def _error_paths(tmp_path, fake):
@@ -240,7 +286,7 @@ def test_help_documents_options():
     result = run_cli("--help")
     assert result.returncode == 0
     for flag in ("--metric", "--alphas", "--level", "--n-resamples", "--method", "--out",
-                 "--simultaneous", "--tolerance"):
+                 "--simultaneous", "--tolerance", "--alpha-rule"):
         assert flag in result.stdout
 
 
