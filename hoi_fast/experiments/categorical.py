@@ -103,6 +103,7 @@ synthetic items per generation):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -248,9 +249,11 @@ def truth_probabilities(config):
     return q
 
 
-@dataclass(frozen=True, eq=False)
-class SamplingTable:
+class SamplingTable(NamedTuple):
     """Running sums and guide table of a distribution (:func:`hoi_fast.kernels.categorical.build_table`).
+
+    (A named tuple rather than a frozen dataclass, like :class:`CategoricalModel`:
+    one is made per generation, and a tuple is built several times faster.)
 
     Attributes
     ----------
@@ -274,6 +277,9 @@ class SamplingTable:
     def draw(self, n, rng):
         """``n`` draws: int32 array (n,), one ``rng.random()`` each, in order."""
         out = np.empty(n, np.int32)
+        if n <= DRAW_CHUNK:  # the common case, without the loop's overhead
+            _k.draw(self.cum, self.guide, self.last, rng.random(n), out)
+            return out
         for start in range(0, n, DRAW_CHUNK):
             stop = min(n, start + DRAW_CHUNK)
             _k.draw(self.cum, self.guide, self.last, rng.random(stop - start), out[start:stop])
@@ -291,8 +297,7 @@ class SamplingTable:
         return counts
 
 
-@dataclass(frozen=True, eq=False)
-class CategoricalModel:
+class CategoricalModel(NamedTuple):
     """A fitted count model.
 
     Attributes
@@ -384,11 +389,8 @@ class CategoricalExperiment(ArrayExperiment):
     def fit(self, parts, rng):
         """The count model of the training parts (``rng`` is not used)."""
         items = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        V = self.config.vocab_size
-        counts = np.bincount(items, minlength=V)
-        probs, logp = np.empty(V), np.empty(V)
-        _k.fit(counts, items.shape[0], self.k, self.log_table, probs, logp)
-        return CategoricalModel(counts, int(items.shape[0]), probs, logp, SamplingTable.of(probs))
+        counts, probs, logp, cum, guide, last = _k.fit_model(items, self.config.vocab_size, self.k, self.log_table)
+        return CategoricalModel(counts, int(items.shape[0]), probs, logp, SamplingTable(cum, guide, int(last)))
 
     def sample(self, model, n, rng):
         """``n`` plain draws from ``model``: int32 array (n,)."""

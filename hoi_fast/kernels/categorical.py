@@ -42,7 +42,10 @@ def build_table(weights, cum, guide):
     cum : ndarray, shape (V,), float64
         Output: ``cum[i] = weights[0] + ... + weights[i]`` (summed in order).
     guide : ndarray, shape (V,), int32
-        Output: ``guide[b]`` = first ``i`` with ``cum[i] > cum[V - 1] * b / V``.
+        Output: ``guide[b]`` = the last symbol whose interval starts in a
+        bucket before ``b`` (0 if none), bucket ``b`` being
+        ``[b, b + 1) * cum[V - 1] / V``: a start for the search at or just
+        before the symbol of every point of the bucket.
 
     Returns
     -------
@@ -58,13 +61,20 @@ def build_table(weights, cum, guide):
         cum[i] = acc
         if w > 0.0:
             last = i
-    step = acc / v
-    i = 0
+    # Symbols' start buckets are non-decreasing, so "the last symbol starting before bucket b"
+    # is (number of symbols starting before b) - 1: a histogram and a running sum, no search.
     for b in range(v):
-        x = step * b
-        while i < last and cum[i] <= x:
-            i += 1
-        guide[b] = i
+        guide[b] = 0
+    scale = v / acc
+    start = 0.0
+    for i in range(v):
+        guide[min(int(start * scale), v - 1)] += 1
+        start = cum[i]
+    before = 0
+    for b in range(v):
+        here = guide[b]
+        guide[b] = max(before - 1, 0)
+        before += here
     return last
 
 
@@ -73,8 +83,8 @@ def _locate(cum, guide, last, u):
     """The symbol of one uniform ``u``: ``min(searchsorted(cum, u * cum[-1], "right"), last)``."""
     v = cum.shape[0]
     x = u * cum[v - 1]
-    i = guide[min(int(u * v), v - 1)]
-    while i > 0 and cum[i - 1] > x:  # rounding put the bucket's start too far right
+    i = min(guide[min(int(u * v), v - 1)], last)
+    while i > 0 and cum[i - 1] > x:  # rounding of the bucket bounds put the start too far right
         i -= 1
     while i < last and cum[i] <= x:
         i += 1
@@ -126,6 +136,39 @@ def fit(counts, total, k, log_table, probs, logp):
         c = counts[i]
         probs[i] = (c + k) / denom
         logp[i] = (log_table[c] if c < size else math.log(c + k)) - log_denom
+
+
+@jit
+def fit_model(items, vocab_size, k, log_table):
+    """Count ``items`` and fit the model with its sampling table, in one call.
+
+    Parameters
+    ----------
+    items : ndarray, shape (N,), int32
+        Symbol draws in ``[0, vocab_size)``, N > 0.
+    vocab_size : int
+    k, log_table
+        As in :func:`fit`.
+
+    Returns
+    -------
+    counts : ndarray, shape (V,), int64
+    probs, logp : ndarray, shape (V,), float64
+    cum : ndarray, shape (V,), float64
+    guide : ndarray, shape (V,), int32
+    last : int
+        See :func:`fit` and :func:`build_table`.
+    """
+    counts = np.zeros(vocab_size, np.int64)
+    for j in range(items.shape[0]):
+        counts[items[j]] += 1
+    probs = np.empty(vocab_size)
+    logp = np.empty(vocab_size)
+    fit(counts, items.shape[0], k, log_table, probs, logp)
+    cum = np.empty(vocab_size)
+    guide = np.empty(vocab_size, np.int32)
+    last = build_table(probs, cum, guide)
+    return counts, probs, logp, cum, guide, last
 
 
 @jit
