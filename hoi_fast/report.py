@@ -803,7 +803,7 @@ def _median_words(surv, i, horizon):
     high = surv.median_high[i]
     high = _fmt(high) if np.isfinite(high) else f"> {horizon}"
     words = f"{_fmt(surv.median[i])} ({_fmt(surv.median_low[i])}–{high})"
-    return words + (f", {never}" if surv.never[i] > 0 else "")
+    return words + (f", {never}" if surv.never[i] >= 0.005 else "")
 
 
 def _half_life(x):

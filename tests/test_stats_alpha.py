@@ -216,8 +216,9 @@ def test_isotonic_threshold_interval_covers_at_nominal_level():
 
 
 @pytest.mark.slow
-def test_isotonic_threshold_interval_at_30_seeds_undercovers_a_little():
-    # percentile bootstraps at 30 seeds undercover slightly; measured, not hidden
+def test_isotonic_threshold_interval_at_30_seeds():
+    # percentile bootstraps can undercover slightly at 30 seeds (0.92-0.95 in
+    # other draws of this design); the bound allows it, and says so
     reps = 600
     rate, _ = isotonic_coverage(seeds=30, sigma=0.05, reps=reps, seed=4)
     print(f"\nisotonic threshold at 30 seeds: coverage {rate:.3f} of {reps}")
