@@ -134,10 +134,19 @@ def test_check_grid_refuses_a_schedule_beyond_the_draw_cap():
 
 
 def test_grid_accepts_the_table_and_keeps_vocab_size_out_of_sweeps():
-    from hoi_fast.config import unsweepable
+    from hoi_fast.config import GridConfig, unsweepable
 
     assert {"vocab_size", "weights"} <= unsweepable(CategoricalConfig)
     assert "zipf_a" not in unsweepable(CategoricalConfig) and "top_k" not in unsweepable(CategoricalConfig)
+    grid = GridConfig(experiment="categorical", alphas=3, seeds=2, generations=3,
+                      configs={"categorical": {"truth": "weights", "vocab_size": 3, "weights": [1, 2, 3]}},
+                      sweeps=[("categorical.top_k", "0,2"), ("categorical.smoothing", "mle,add-k")])
+    assert grid.configs["categorical"].weights == (1, 2, 3)
+    assert grid.experiment_config("categorical", {"categorical.top_k": 2}).top_k == 2
+    with pytest.raises(ConfigError, match="vocab_size"):
+        GridConfig(experiment="categorical", sweeps=[("categorical.vocab_size", "10,20")])
+    with pytest.raises(ConfigError, match="categorical.colour"):
+        GridConfig(experiment="categorical", configs={"categorical": {"colour": 1}})
 
 
 # -- truth ------------------------------------------------------------------------

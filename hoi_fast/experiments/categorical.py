@@ -34,10 +34,19 @@ From the training counts ``c`` (``N = Σ c``): ``mle`` ``p = c / N``, or
 ``add-k`` ``p = (c + k) / (N + k V)``.  The model keeps counts,
 probabilities, their logs and a sampling table; nothing grows beyond O(V).
 
+The default is ``add-k`` with k = 0.05 because under ``mle`` the held-out
+loss is conditional on the model's support: draws of probability 0 are
+counted (``unseen_events``), not scored, so ``real_nll`` can *fall* while the
+model forgets the tail (the forgetting shows in ``unseen_events``,
+``missing_mass`` and ``support``).  The closed forms below, and the papers
+they come from, use ``mle``: set ``smoothing = "mle"``.
+
 Index convention: generation 0 is fitted on R (n real draws), so it already
 counts as one fit; generation g >= 1 is fitted on data built from generation
 g - 1's model.  Under ``mix`` with α = 1 and MLE, generation g's counts are a
 multinomial draw of n from generation g - 1's frequencies (Wright–Fisher).
+Papers that call the fit on real data the first model (Seddik et al.'s
+p^(1), Suresh et al.'s Θ_1) are one ahead: their model m is generation m - 1.
 
 Sampling and the sampling-bias knobs
 ------------------------------------
@@ -55,7 +64,9 @@ samples the model itself) do not see them.
 Metrics per generation
 ----------------------
 p is the generation's fitted model, q the truth, p_0 generation 0's model
-(fitted on R; under MLE, R's frequencies), h the held-out real counts.
+(fitted on R; under MLE, R's frequencies), h the counts of ``heldout`` draws
+from the truth (the seed's held-out stream, shared by every α; drawn once as
+counts, so a generation's cost does not depend on ``heldout``).
 
 =================  ======  ====================================================
 metric             units   meaning

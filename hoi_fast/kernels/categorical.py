@@ -9,13 +9,16 @@ whole generation of a V = 1000 model.
 
 Sampling is inversion through a *guide table* (indexed search, Chen & Asau
 1974): ``cum`` holds the running sums of the (unnormalised) weights, total
-``T = cum[V - 1]``, and ``guide[b]`` is the first symbol whose running sum
-exceeds ``T b / V``.  A uniform ``u`` in [0, 1) maps to ``x = u T`` and to the
-symbol ``min(searchsorted(cum, x, side="right"), last)``, where ``last`` is
-the last symbol of positive weight; the guide only gives the search a start
-within about one step of the answer (the search walks both ways, so rounding
-in the bucket boundaries cannot change the result).  A symbol of weight 0 is
-never drawn: its running sum equals its predecessor's.
+``T = cum[V - 1]``; ``[0, T)`` is cut into V equal buckets and ``guide[b]`` is
+the last symbol whose interval starts before bucket ``b``.  A uniform ``u``
+in [0, 1) maps to ``x = u T`` and to the symbol
+``min(searchsorted(cum, x, side="right"), last)``, where ``last`` is the last
+symbol of positive weight; the guide only gives the search a start about one
+step before the answer (the search walks both ways, so rounding in the bucket
+boundaries cannot change the result).  A symbol of weight 0 is never drawn:
+its running sum equals its predecessor's.  Resolution: with a 53-bit uniform
+every symbol's probability is reproduced to within about ``2^-53``
+(absolute), far below any Monte-Carlo error.
 """
 
 from __future__ import annotations
