@@ -785,6 +785,8 @@ def _headline_lines(loaded, an, options, g):
     surv, rate = an.survival, an.rate
     horizon = loaded.generations - 1
     collapse = "; ".join(f"α = {_fmt(an.facet.alphas[i])}: {_median_words(surv, i, horizon)}" for i in rows)
+    if horizon == 0:
+        collapse = "none can be seen with a single generation"
     units = _units(loaded)
     rates = "; ".join(f"at α = {_fmt(an.facet.alphas[i])} {_rate_words(rate, i, units)}" for i in rows)
     return [first, "",
