@@ -101,6 +101,8 @@ def reference_metrics(counts, p, q, tail, h, p0, own):
     ({"truth": "weights", "vocab_size": 2, "weights": (1e300, 1e-300)}, "weights"),
     ({"truth": "weights", "vocab_size": 2, "weights": "ab"}, "weights"),
     ({"weights": (1.0, 2.0)}, "weights"),  # given, but the truth is zipf
+    ({"weights": 3}, "weights"),
+    ({"truth": "weights", "vocab_size": 2, "weights": 3}, "weights"),
     ({"smoothing": "kneser-ney"}, "smoothing"),
     ({"k": 0.0}, "k"),
     ({"samples": 0}, "samples"),

@@ -210,7 +210,8 @@ class CategoricalConfig:
             require(np.all(w > 0), "`categorical.weights` must all be positive (every symbol of the truth "
                     "needs positive probability)")
         else:
-            require(len(self.weights) == 0, f"`categorical.weights` is given but `categorical.truth` is "
+            given = not (isinstance(self.weights, (tuple, list)) and len(self.weights) == 0)
+            require(not given, f"`categorical.weights` is given but `categorical.truth` is "
                     f"{self.truth!r}; set truth = \"weights\" or drop weights")
         v.one_of("categorical.smoothing", self.smoothing, SMOOTHINGS)
         v.positive_float("categorical.k", self.k, 1e6)
@@ -255,8 +256,8 @@ def truth_probabilities(config):
         w = w / w.max()
         what = "`categorical.weights`"
     q = w / w.sum()
-    require(np.all(q > 0), f"{what} gives symbols of probability 0 in float64 (the smallest is "
-            f"{w.min():.3g} of the largest); use a flatter truth or fewer symbols")
+    require(np.all(q > 0), f"{what} gives symbols of probability 0 in float64 (the smallest weight is below "
+            "1e-308 of the largest); use a flatter truth or fewer symbols")
     return q
 
 
