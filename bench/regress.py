@@ -16,8 +16,19 @@ median of these paired ratios over rounds and calls it a regression when it
 exceeds ``1 + threshold``.  The spread of the per-round ratios (max/min - 1) is
 printed as the measured noise: a threshold below it is not meaningful.
 
+Timings from different CPUs are not comparable: every run records the CPU
+it ran on (the benchmarks' ``extra_info`` from :func:`hoi_fast.machine.describe`,
+else pytest-benchmark's ``machine_info``), ``--save`` stores it with the
+medians, and the check refuses to compare runs (or a saved baseline) from
+another CPU model, family/model or SIMD flag set unless ``--allow-other-cpu``
+is given.  On a machine shared with noisy neighbours, ``--stat min``
+compares the fastest round of each run instead of the median (neighbours
+only ever add time) and ``--timer cpu`` times rounds by the process's CPU
+time, which leaves out the time it waited for a core (single-process
+benchmarks only).
+
 Exit status: 0 no regression, 1 regression (the slow benchmarks are named),
-2 bad input.
+2 bad input (including runs from different CPUs).
 """
 
 from __future__ import annotations
@@ -43,27 +54,97 @@ def default_base(repo):
         return _git("rev-parse", "HEAD", cwd=repo)
 
 
-def run_benchmarks(tree, bench, select, json_path):
-    """Run the benchmarks of ``tree`` against ``tree``'s package; return {name: median seconds}."""
+#: Flags that decide FP64 throughput (as :data:`hoi_fast.machine.SIMD_FLAGS`; copied so that
+#: this script reads old JSON files without importing the package).
+SIMD_FLAGS = ("sse2", "avx", "fma", "avx2", "avx512f", "avx512dq", "avx512vl", "asimd", "sve")
+
+
+class OtherCPU(Exception):
+    """Runs to compare came from different CPUs."""
+
+
+TIMERS = {"wall": "time.perf_counter", "cpu": "time.process_time"}
+
+
+def run_benchmarks(tree, bench, select, json_path, stat="median", timer="wall"):
+    """Run the benchmarks of ``tree`` against ``tree``'s package.
+
+    Returns ``({name: seconds}, cpu)``: the ``stat`` of each benchmark and the
+    CPU record of the run (:func:`cpu_from_json`).
+    """
     env = dict(os.environ, PYTHONPATH=tree + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, "-m", "pytest", bench, "-q", "-p", "no:cacheprovider", "--benchmark-enable",
-           "--benchmark-only", f"--benchmark-json={json_path}", "-o", "addopts="]
+           "--benchmark-only", f"--benchmark-json={json_path}", f"--benchmark-timer={TIMERS[timer]}",
+           "-o", "addopts="]
     if select:
         cmd += ["-k", select]
     proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
     if proc.returncode not in (0, 5) or not os.path.exists(json_path):
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
         raise RuntimeError(f"benchmarks failed in {tree}:\n" + "\n".join(tail))
-    return medians_from_json(json_path)
+    return medians_from_json(json_path, stat), cpu_from_json(json_path)
 
 
-def medians_from_json(path):
-    """{benchmark name: median seconds} from a pytest-benchmark JSON or a saved baseline."""
+def medians_from_json(path, stat="median"):
+    """{benchmark name: seconds} from a pytest-benchmark JSON (its ``stat``) or a saved baseline."""
     with open(path) as fh:
         data = json.load(fh)
     if "medians" in data:
         return {k: float(v) for k, v in data["medians"].items()}
-    return {b["fullname"].split("::", 1)[-1]: float(b["stats"]["median"]) for b in data["benchmarks"]}
+    return {b["fullname"].split("::", 1)[-1]: float(b["stats"][stat]) for b in data["benchmarks"]}
+
+
+def cpu_from_json(path):
+    """The CPU a pytest-benchmark JSON or a saved baseline was measured on, or None if unrecorded.
+
+    Returns
+    -------
+    dict or None
+        ``cpu_model``, ``cpu_id`` (vendor, family, model; may be empty) and
+        ``simd`` (the :data:`SIMD_FLAGS` present, one string).
+    """
+    with open(path) as fh:
+        data = json.load(fh)
+    if "medians" in data:
+        return data.get("machine")
+    for bench in data.get("benchmarks", []):
+        info = bench.get("extra_info", {})
+        if info.get("cpu_model"):
+            return {k: info.get(k, "") for k in ("cpu_model", "cpu_id", "simd")}
+    cpu = data.get("machine_info", {}).get("cpu") or {}
+    if not cpu.get("brand_raw"):
+        return None
+    flags = set(cpu.get("flags", []))
+    cpu_id = " ".join(str(x) for x in (cpu.get("vendor_id_raw", ""), f"family {cpu['family']}" if "family" in cpu
+                                        else "", f"model {cpu['model']}" if "model" in cpu else "") if x)
+    return {"cpu_model": cpu["brand_raw"], "cpu_id": cpu_id, "simd": " ".join(f for f in SIMD_FLAGS if f in flags)}
+
+
+def describe_cpu(cpu):
+    if not cpu:
+        return "an unrecorded CPU"
+    extra = ", ".join(x for x in (cpu.get("cpu_id"), cpu.get("simd")) if x)
+    return f"{cpu.get('cpu_model')} ({extra})" if extra else str(cpu.get("cpu_model"))
+
+
+def check_same_cpu(cpus, allow_other):
+    """Raise :class:`OtherCPU` unless every record in ``cpus`` (label -> record) names the same CPU.
+
+    Model names must match, and vendor/family/model and SIMD flags where both
+    records have them; an unrecorded CPU matches nothing.  ``allow_other``
+    turns the check off.
+    """
+    if allow_other:
+        return
+    items = list(cpus.items())
+    first_label, first = items[0]
+    for label, cpu in items[1:]:
+        same = bool(first) and bool(cpu) and first.get("cpu_model") == cpu.get("cpu_model") and all(
+            first.get(k) == cpu.get(k) for k in ("cpu_id", "simd") if first.get(k) and cpu.get(k))
+        if not same:
+            raise OtherCPU(f"{first_label} ran on {describe_cpu(first)} but {label} on {describe_cpu(cpu)}; "
+                           "timings from different CPUs are not comparable (pass --allow-other-cpu to compare "
+                           "anyway)")
 
 
 def spread(values):
@@ -120,6 +201,13 @@ def main(argv=None):
     p.add_argument("--threshold", type=float, default=0.25, help="allowed slowdown of the median (0.25 = 25%%)")
     p.add_argument("--bench", default="bench", help="benchmark folder or file, relative to the repository")
     p.add_argument("-k", dest="select", default=None, help="pytest -k expression selecting benchmarks")
+    p.add_argument("--stat", choices=("median", "min"), default="median",
+                   help="statistic of each run's rounds that is compared")
+    p.add_argument("--timer", choices=tuple(TIMERS), default="wall",
+                   help="wall clock, or the process's CPU time (ignores time the process waits for a core; "
+                        "only for benchmarks that run in one process)")
+    p.add_argument("--allow-other-cpu", action="store_true",
+                   help="compare even if the runs (or the baseline) come from different CPUs")
     args = p.parse_args(argv)
     if args.rounds < 1 or not args.threshold > 0:
         print("regress: error: `--rounds` must be >= 1 and `--threshold` > 0", file=sys.stderr)
@@ -134,11 +222,20 @@ def main(argv=None):
         return 2
 
     with tempfile.TemporaryDirectory() as tmp:
-        base_runs, work_runs = [], []
+        base_runs, work_runs, cpus = [], [], {}
         if args.baseline:
             base_runs = [medians_from_json(args.baseline)]
+            cpus["the baseline"] = cpu_from_json(args.baseline)
             for i in range(args.rounds):
-                work_runs.append(run_benchmarks(repo, args.bench, args.select, f"{tmp}/work{i}.json"))
+                medians, cpus[f"work round {i + 1}"] = run_benchmarks(repo, args.bench, args.select,
+                                                                      f"{tmp}/work{i}.json", args.stat, args.timer)
+                work_runs.append(medians)
+                if i == 0:  # a baseline from another CPU: say so before spending more rounds
+                    try:
+                        check_same_cpu(cpus, args.allow_other_cpu)
+                    except OtherCPU as exc:
+                        print(f"regress: error: {exc}", file=sys.stderr)
+                        return 2
             label = args.baseline
         else:
             rev = args.base or default_base(repo)
@@ -154,16 +251,25 @@ def main(argv=None):
                     order = [("base", base_tree), ("work", repo)]
                     for kind, tree in order if i % 2 == 0 else order[::-1]:
                         runs = base_runs if kind == "base" else work_runs
-                        runs.append(run_benchmarks(tree, args.bench, args.select, f"{tmp}/{kind}{i}.json"))
+                        medians, cpus[f"{kind} round {i + 1}"] = run_benchmarks(
+                            tree, args.bench, args.select, f"{tmp}/{kind}{i}.json", args.stat, args.timer)
+                        runs.append(medians)
             finally:
                 _git("worktree", "remove", "--force", base_tree, cwd=repo)
             label = rev[:12]
+        try:
+            check_same_cpu(cpus, args.allow_other_cpu)
+        except OtherCPU as exc:
+            print(f"regress: error: {exc}", file=sys.stderr)
+            return 2
+        work_cpu = next(v for k, v in cpus.items() if k.startswith("work"))
         if args.save:
             work = {n: statistics.median(r[n] for r in work_runs) for n in work_runs[0]}
             with open(args.save, "w") as fh:
-                json.dump({"medians": work}, fh, indent=1, sort_keys=True)
+                json.dump({"medians": work, "machine": work_cpu, "stat": args.stat}, fh, indent=1, sort_keys=True)
         rows = compare(base_runs, work_runs, args.threshold)
-    print(f"base: {label}; work: working tree of {repo}; {args.rounds} round(s); threshold {args.threshold:.0%}")
+    print(f"base: {label}; work: working tree of {repo}; {args.rounds} round(s); {args.stat} of each run; "
+          f"threshold {args.threshold:.0%}; CPU: {describe_cpu(work_cpu)}")
     print_table(rows, args.threshold)
     slow = [r["name"] for r in rows if r["regressed"]]
     if slow:

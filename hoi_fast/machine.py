@@ -89,6 +89,21 @@ def cpu_model():
 
 
 @functools.lru_cache(maxsize=None)
+def cpu_id():
+    """Vendor, family and model numbers, e.g. ``"AuthenticAMD family 25 model 1"`` ("" if unknown).
+
+    Tells apart CPUs that a VM names alike (every EPYC generation can show
+    as ``"AMD EPYC"``).
+    """
+    info = _cpuinfo()
+    parts = [info.get("vendor_id", "")]
+    for key in ("cpu family", "model"):
+        if info.get(key):
+            parts.append(f"{key.split()[-1]} {info[key]}")
+    return " ".join(p for p in parts if p)
+
+
+@functools.lru_cache(maxsize=None)
 def cpu_flags():
     """The CPU's feature flags (x86 ``flags`` or Arm ``features``), sorted; () if unknown."""
     info = _cpuinfo()
@@ -244,7 +259,7 @@ def describe(measure=True):
     Returns
     -------
     dict
-        ``cpu_model``, ``cpu_flags`` (all, one string), ``simd``, ``cores``,
+        ``cpu_model``, ``cpu_id``, ``cpu_flags`` (all, one string), ``simd``, ``cores``,
         ``clock_ghz``, ``flop_per_cycle``, ``peak_basis``,
         ``theoretical_peak_gflops`` and (with ``measure``)
         ``measured_peak_gflops``; per core, FP64.
@@ -252,6 +267,7 @@ def describe(measure=True):
     per_cycle, basis = flops_per_cycle()
     out = {
         "cpu_model": cpu_model(),
+        "cpu_id": cpu_id(),
         "cpu_flags": " ".join(cpu_flags()),
         "simd": simd_flags(),
         "cores": os.cpu_count(),
@@ -266,8 +282,13 @@ def describe(measure=True):
 
 
 def same_cpu(a, b):
-    """Whether two :func:`describe` records (or model strings) name the same CPU model and SIMD flags."""
-    def key(x):
-        return (x, None) if isinstance(x, str) else (x.get("cpu_model"), x.get("simd"))
-    ka, kb = key(a), key(b)
-    return ka[0] == kb[0] and (ka[1] is None or kb[1] is None or ka[1] == kb[1])
+    """Whether two :func:`describe` records (or model strings) are the same kind of CPU.
+
+    Model names must match; ``cpu_id`` and ``simd`` must match where both records have them.
+    """
+    def fields(x):
+        return {"cpu_model": x} if isinstance(x, str) else x
+    fa, fb = fields(a), fields(b)
+    if fa.get("cpu_model") != fb.get("cpu_model"):
+        return False
+    return all(fa.get(k) == fb.get(k) for k in ("cpu_id", "simd") if fa.get(k) and fb.get(k))

@@ -22,7 +22,8 @@ UNKNOWN = {"model name": "mystery", "flags": ""}
 @pytest.fixture
 def fake_cpu(monkeypatch):
     """Replace /proc/cpuinfo (and lscpu) with a dict; clear the caches before and after."""
-    cached = (machine._cpuinfo, machine._lscpu, machine.cpu_model, machine.cpu_flags, machine.clock_ghz)
+    cached = (machine._cpuinfo, machine._lscpu, machine.cpu_model, machine.cpu_flags, machine.clock_ghz,
+              machine.cpu_id)
 
     def use(info):
         for f in cached:
@@ -48,6 +49,7 @@ def test_theoretical_peak_from_family_model_flags_and_clock(fake_cpu, info, per_
     assert machine.flops_per_cycle()[0] == per_cycle
     assert machine.theoretical_peak_gflops() == pytest.approx(peak)
     assert machine.cpu_model() == info["model name"]
+    assert machine.cpu_id() == " ".join(x for x in (info["vendor_id"], f"family {info['cpu family']}", f"model {info['model']}"))
 
 
 def test_unknown_cpu_has_no_theoretical_peak_but_a_description(fake_cpu):
@@ -66,6 +68,9 @@ def test_flags_and_simd_summary(fake_cpu):
     assert not machine.same_cpu({"cpu_model": "AMD EPYC 7601", "simd": "avx2"}, {"cpu_model": "AMD EPYC 7601",
                                                                                   "simd": "avx2 avx512f"})
     assert not machine.same_cpu("AMD EPYC 7601", "AMD EPYC 7B13")
+    # a VM names Zen 1 and Zen 3 alike: family and model tell them apart
+    assert not machine.same_cpu({"cpu_model": "AMD EPYC", "cpu_id": "AuthenticAMD family 23 model 1"},
+                                {"cpu_model": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 1"})
 
 
 def test_this_machine_is_described():
