@@ -131,7 +131,7 @@ def test_report_end_to_end_writes_figures_and_names_alpha_star(cli_report):
         for kind in ("collapse", "degradation", "critical_alpha", "survival", "gap", "tail"):
             assert f"{experiment}_{kind}.png" in names
             _assert_nontrivial_png(os.path.join(out, f"{experiment}_{kind}.png"))
-    text = open(os.path.join(out, "summary.md"), encoding="utf-8").read()
+    text = (out / "summary.md").read_text(encoding="utf-8")
     # the planted threshold is found at the last generation in both experiments
     assert text.count(f"**α\\* = {THRESHOLD:g}** at generation 4") == 2
     # the first lines of each experiment: α*, generations to collapse and the rate, before the details
@@ -146,6 +146,22 @@ def test_report_end_to_end_writes_figures_and_names_alpha_star(cli_report):
     for figure in ("gmm_collapse.png", "ngram_tail.png"):
         assert f"]({figure})" in text
     assert "Partial results" not in text
+
+
+def test_workers_and_serial_run_write_the_same_report(fake, cli_report, tmp_path, capsys):
+    # the CLI run above reports both experiments at once in forked workers (on Linux with 2+ cores)
+    out, result = cli_report
+    serial = tmp_path / "serial"
+    status, err = run_main(capsys, fake, "--out", serial, "--jobs", "1", *FAST)
+    assert status == 0, err
+
+    def body(folder):
+        return [line for line in (folder / "summary.md").read_text(encoding="utf-8").splitlines()
+                if not line.startswith("Written ")]
+
+    assert body(serial) == body(out)
+    for png in sorted(p.name for p in serial.glob("*.png")):
+        assert (serial / png).read_bytes() == (out / png).read_bytes(), png
 
 
 def test_report_alpha_star_matches_stats(fake):
@@ -286,7 +302,7 @@ def test_help_documents_options():
     result = run_cli("--help")
     assert result.returncode == 0
     for flag in ("--metric", "--alphas", "--level", "--n-resamples", "--method", "--out",
-                 "--simultaneous", "--tolerance", "--alpha-rule"):
+                 "--simultaneous", "--tolerance", "--alpha-rule", "--jobs"):
         assert flag in result.stdout
 
 
