@@ -134,6 +134,7 @@ MAX_ZIPF_B = 1e12
 COUNTS_MAX_VOCAB = 4096     # per-symbol counts are stored only up to this V
 DRAW_CHUNK = 1 << 20        # uniforms drawn at a time for long samples (same stream as one call)
 LOG_TABLE_SIZE = 4096       # log(c + k) looked up for counts below this
+_NO_DRAWS = np.empty(0, np.int32)
 
 
 @dataclass(frozen=True)
@@ -400,9 +401,11 @@ class CategoricalExperiment(ArrayExperiment):
 
     def fit(self, parts, rng):
         """The count model of the training parts (``rng`` is not used)."""
-        items = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        counts, probs, logp, cum, guide, last = _k.fit_model(items, self.config.vocab_size, self.k, self.log_table)
-        return CategoricalModel(counts, int(items.shape[0]), probs, logp, SamplingTable(cum, guide, int(last)))
+        more = _NO_DRAWS if len(parts) == 1 else parts[1] if len(parts) == 2 else np.concatenate(parts[1:])
+        counts, probs, logp, cum, guide, last = _k.fit_model(parts[0], more, self.config.vocab_size, self.k,
+                                                             self.log_table)
+        return CategoricalModel(counts, parts[0].shape[0] + more.shape[0], probs, logp,
+                                SamplingTable(cum, guide, int(last)))
 
     def sample(self, model, n, rng):
         """``n`` plain draws from ``model``: int32 array (n,)."""

@@ -142,13 +142,16 @@ def fit(counts, total, k, log_table, probs, logp):
 
 
 @jit
-def fit_model(items, vocab_size, k, log_table):
-    """Count ``items`` and fit the model with its sampling table, in one call.
+def fit_model(items, more, vocab_size, k, log_table):
+    """Count ``items`` and ``more`` and fit the model with its sampling table, in one call.
+
+    Two arrays rather than one so that the common training set of two parts
+    (real and synthetic) needs no concatenation.
 
     Parameters
     ----------
-    items : ndarray, shape (N,), int32
-        Symbol draws in ``[0, vocab_size)``, N > 0.
+    items, more : ndarray, shape (N1,) and (N2,), int32
+        Symbol draws in ``[0, vocab_size)``, N1 + N2 > 0.
     vocab_size : int
     k, log_table
         As in :func:`fit`.
@@ -165,9 +168,11 @@ def fit_model(items, vocab_size, k, log_table):
     counts = np.zeros(vocab_size, np.int64)
     for j in range(items.shape[0]):
         counts[items[j]] += 1
+    for j in range(more.shape[0]):
+        counts[more[j]] += 1
     probs = np.empty(vocab_size)
     logp = np.empty(vocab_size)
-    fit(counts, items.shape[0], k, log_table, probs, logp)
+    fit(counts, items.shape[0] + more.shape[0], k, log_table, probs, logp)
     cum = np.empty(vocab_size)
     guide = np.empty(vocab_size, np.int32)
     last = build_table(probs, cum, guide)
@@ -274,29 +279,29 @@ def metrics(counts, probs, logp, q, logq, tail, heldout, p0, cum, guide, last, u
     tail_mass = 0.0
     pool_l2 = 0.0
     pool_tv = 0.0
-    for i in range(v):
+    for i in range(v):  # selects, not branches: the loop vectorises
         p = probs[i]
+        qi = q[i]
         h = heldout[i]
-        if p > 0.0:
-            lp = logp[i]
-            support += 1
-            entropy -= p * lp
-            real_sum -= h * lp
-            real_n += h
-            if tail[i]:
-                tail_sum -= h * lp
-                tail_n += h
-            kl += q[i] * (logq[i] - lp)
-            covered += q[i]
-        else:
-            unseen += h
-            missing += q[i]
-        if counts[i] > 0:
-            seen += 1
-        if tail[i]:
-            tail_mass += p
+        pos = p > 0.0
+        lp = logp[i] if pos else 0.0  # never -inf * 0
+        hp = h if pos else 0
+        ht = hp if tail[i] else 0
+        qp = qi if pos else 0.0
+        support += pos
+        seen += counts[i] > 0
+        entropy -= p * lp
+        real_sum -= hp * lp
+        real_n += hp
+        unseen += h - hp
+        tail_sum -= ht * lp
+        tail_n += ht
+        kl += qp * (logq[i] - lp)
+        covered += qp
+        missing += qi - qp
+        tail_mass += p if tail[i] else 0.0
         collision += p * p
-        tv += abs(p - q[i])
+        tv += abs(p - qi)
         d = p - p0[i]
         pool_l2 += d * d
         pool_tv += abs(d)
