@@ -138,9 +138,13 @@ class NGramModel:
         self._codes, self._starts, self._ends = codes, starts, ends
         self.n_chars = int(codes.shape[0])
         max_nodes = _max_nodes(ends - starts, order, vocab_size)
-        key_type = np.empty(0, np.int32 if max_nodes * vocab_size < 2**31 else np.int64)
+        symbol_bits = _symbol_bits(vocab_size, order)
+        if symbol_bits:  # grams packed from the text key the counting table (see kernels._fill_packed)
+            key_type = np.empty(0, np.int64)
+        else:
+            key_type = np.empty(0, np.int32 if max_nodes * vocab_size < 2**31 else np.int64)
         n, table, bits, parent, char, depth, sfx, cnt = _k.build(
-            codes, starts, ends, order, vocab_size, max_nodes, key_type)
+            codes, starts, ends, order, vocab_size, max_nodes, key_type, symbol_bits)
         if n >= 2**30:  # the sampling rows (2 n records at most) index with int32
             raise ValueError(f"the training text has {n} distinct n-grams of order <= {order}; "
                              "at most 2**30 are supported: train on less text or a lower order")
@@ -149,7 +153,11 @@ class NGramModel:
                                                  parent, char, depth, sfx, cnt)
         self._n_nodes = n
         self._parent, self._char, self._depth, self._cont, self._cnt = parent, char, depth, cont, cnt
-        self._tables = (_k.child_index(table, bits, n, parent, char, vocab_size), bits, sfx, cnt, rec)
+        if symbol_bits:
+            index, bits = _k.child_index_from_nodes(n, order, parent, char, vocab_size)
+        else:
+            index = _k.child_index(table, bits, n, parent, char, vocab_size)
+        self._tables = (index, bits, sfx, cnt, rec)
         self._rows, self._row_after = rows, row_after
 
     # -- counts -------------------------------------------------------------
@@ -176,7 +184,7 @@ class NGramModel:
         for col in range(length - 1, -1, -1):
             grams[:, col] = self._char[walk]
             walk = self._parent[walk]
-        return grams, self._cnt[nodes].copy()
+        return grams, self._cnt[nodes].astype(np.int64)
 
     def continuation_counts(self, length):
         """``N1+(. g)`` (distinct left extensions) of every gram of ``length`` < order.
@@ -321,6 +329,12 @@ def summarize(logp):
     n_seen = int(seen.sum())
     bpc = -float(logp[seen].sum()) / (n_seen * math.log(2.0)) if n_seen else float("nan")
     return BitsPerChar(bpc, int(logp.shape[0]), int(logp.shape[0] - n_seen))
+
+
+def _symbol_bits(vocab_size, order):
+    """Bits per symbol for counting by packed grams, or 0 if a tagged gram of ``order`` symbols exceeds 62 bits."""
+    bits = max(1, (vocab_size - 1).bit_length())
+    return bits if bits * order <= 62 else 0
 
 
 def _max_nodes(lengths, order, vocab_size):

@@ -160,6 +160,41 @@ def child_index(table, bits, n_nodes, parent, char, vocab_size):
 
 
 @jit
+def child_index_from_nodes(n_nodes, order, parent, char, vocab_size):
+    """``(index, bits)`` as :func:`child_index`, with the table built from the nodes themselves.
+
+    For a trie counted by :func:`_fill_packed`, whose hash table is keyed by
+    packed grams: every node ``g >= 1`` is inserted under ``parent * V +
+    char``.  The slots a key lands in depend on the order of insertion, the
+    answers of :func:`_child` do not.
+    """
+    bits = 10
+    while (np.int64(1) << bits) < 2 * (n_nodes + order):
+        bits += 1
+    cap = np.int64(1) << bits
+    mask = cap - 1
+    shift = 64 - bits
+    base = 2 * cap
+    index = np.empty(base + cap // 8 + vocab_size, np.int64)
+    index[:base] = -1
+    index[base:base + cap // 8] = 0
+    uni = base + cap // 8
+    index[uni:] = -1
+    for g in range(1, n_nodes):
+        key = np.int64(parent[g]) * vocab_size + char[g]
+        if parent[g] == 0:
+            index[uni + char[g]] = g
+        f = _filter_bit(key, bits)
+        index[base + (f >> 6)] |= np.int64(1) << (f & 63)
+        t = _slot(key, shift)
+        while index[2 * t] != -1:
+            t = (t + 1) & mask
+        index[2 * t] = key
+        index[2 * t + 1] = g
+    return index, bits
+
+
+@jit
 def _child(y, c, vocab_size, index, bits):
     """Node of the gram ``y c`` (context node ``y``, symbol ``c``), or -1.
 
@@ -321,6 +356,107 @@ def _fill(codes, starts, ends, order, vocab_size, max_nodes, table, bits, parent
 
 
 @jit
+def _fill_packed(codes, starts, ends, order, symbol_bits, max_nodes, table, bits, parent, char, depth, sfx, cnt,
+                 n_nodes, state):
+    """:func:`_fill` with the table keyed by the grams themselves, packed from the text.
+
+    A gram of ``k`` characters is the integer of its codes, ``symbol_bits``
+    each (the last character lowest), tagged with bit ``symbol_bits * k`` so
+    that lengths never collide; all of them fit in 63 bits.  The key of the
+    gram ending at each position is shifted in from the text, so the
+    look-ups of successive positions do not wait for one another (in
+    :func:`_fill` each key needs the node the previous look-up found): the
+    common case, a top gram seen before, is one independent probe.  An
+    absent gram is inserted exactly as :func:`_fill` does (longest first,
+    each the suffix link of the one before; its context is the gram one
+    shorter ending one position earlier, found by its packed key), so the
+    nodes, their numbering and the counts are the same.
+
+    ``state`` is ``(segment, position)`` to resume from.  Returns the new
+    number of nodes.
+    """
+    cap = np.int64(1) << bits
+    mask = cap - 1
+    shift = 64 - bits
+    room = cap // 2
+    if parent.shape[0] < max_nodes:
+        room = min(room, parent.shape[0])
+    sb = np.int64(symbol_bits)
+    full = (np.int64(1) << (sb * order)) - 1
+    j0 = state[1]
+    for s in range(state[0], starts.shape[0]):
+        a = starts[s]
+        if j0 < a:
+            j0 = a
+        packed = np.int64(0)
+        for i in range(max(a, j0 - order + 1), j0):  # the characters before a resumed position
+            packed = ((packed << sb) | codes[i]) & full
+        for j in range(j0, ends[s]):
+            c = np.int64(codes[j])
+            packed = ((packed << sb) | c) & full
+            t = min(order, j - a + 1)
+            key = (packed & ((np.int64(1) << (sb * t)) - 1)) | (np.int64(1) << (sb * t))
+            slot = _slot(key, shift)
+            found = np.int64(-1)
+            while True:
+                k = table[2 * slot]
+                if k == key:
+                    found = table[2 * slot + 1]
+                    break
+                if k == -1:
+                    break
+                slot = (slot + 1) & mask
+            if found >= 0:  # the common case
+                cnt[found] += 1
+                continue
+            if n_nodes + t > room:
+                state[0], state[1] = s, j
+                return n_nodes
+            first, last = np.int64(-1), np.int64(-1)
+            m = t
+            while True:
+                if m < t:  # look the shorter gram up (the top one was looked up above)
+                    key = (packed & ((np.int64(1) << (sb * m)) - 1)) | (np.int64(1) << (sb * m))
+                    slot = _slot(key, shift)
+                    found = np.int64(-1)
+                    while True:
+                        k = table[2 * slot]
+                        if k == key:
+                            found = table[2 * slot + 1]
+                            break
+                        if k == -1:
+                            break
+                        slot = (slot + 1) & mask
+                    if found >= 0:
+                        sfx[last] = found
+                        break
+                g = n_nodes
+                n_nodes += 1
+                table[2 * slot] = key
+                table[2 * slot + 1] = g
+                if m > 1:  # the context: the gram of m - 1 characters ending one position earlier
+                    pk = ((packed >> sb) & ((np.int64(1) << (sb * (m - 1))) - 1)) | (np.int64(1) << (sb * (m - 1)))
+                    parent[g] = _find(table, mask, shift, pk)
+                else:
+                    parent[g] = 0
+                char[g] = c
+                depth[g] = m
+                if last >= 0:
+                    sfx[last] = g
+                else:
+                    first = g
+                last = g
+                if m == 1:
+                    sfx[g] = 0
+                    break
+                m -= 1
+            cnt[first] += 1
+        j0 = np.int64(-1)
+    state[0] = starts.shape[0]
+    return n_nodes
+
+
+@jit
 def _expected_nodes(starts, ends):
     """Initial room for nodes: half the number of training characters, plus some."""
     total = np.int64(0)
@@ -330,7 +466,7 @@ def _expected_nodes(starts, ends):
 
 
 @jit
-def build(codes, starts, ends, order, vocab_size, max_nodes, key_type):
+def build(codes, starts, ends, order, vocab_size, max_nodes, key_type, symbol_bits=0):
     """Count every k-gram (k <= order) of the segments of ``codes``.
 
     Parameters
@@ -347,7 +483,12 @@ def build(codes, starts, ends, order, vocab_size, max_nodes, key_type):
         Upper bound on the number of distinct grams (including the root).
     key_type : ndarray, shape (0,), int32 or int64
         Its dtype is the hash table's: int32 (half the cache footprint) when
-        every key ``parent * V + char`` fits, ``max_nodes * V < 2 ** 31``.
+        every key ``parent * V + char`` fits, ``max_nodes * V < 2 ** 31``;
+        int64 with ``symbol_bits``.
+    symbol_bits : int
+        0, or bits per symbol (``V - 1`` fits, ``symbol_bits * order < 63``)
+        to count with :func:`_fill_packed`: the table is then keyed by packed
+        grams, and :func:`child_index_from_nodes` makes the look-up index.
 
     Returns
     -------
@@ -359,9 +500,10 @@ def build(codes, starts, ends, order, vocab_size, max_nodes, key_type):
         the model: key and node share a cache line.
     bits : int
         log2 of the number of slots.
-    parent, char, depth, sfx, cnt : ndarray, shape (>= n_nodes,), int64
-        Per-node arrays (only the first ``n_nodes`` entries are valid); they
-        start small and double as needed, never beyond ``max_nodes``.
+    parent, char, depth, sfx, cnt : ndarray, shape (>= n_nodes,), int32
+        Per-node arrays (only the first ``n_nodes`` entries are valid); sized
+        to the text (:func:`_expected_nodes`) and doubled if that is not
+        enough, never beyond ``max_nodes``.
     """
     # sized to the text (about half as many distinct grams as characters at
     # the default order), so the common case never grows: growing re-inserts
@@ -371,11 +513,12 @@ def build(codes, starts, ends, order, vocab_size, max_nodes, key_type):
     while (np.int64(1) << bits) < 2 * (size + order):
         bits += 1
     table = np.full(2 * (np.int64(1) << bits), -1, key_type.dtype)
-    parent = np.empty(size, np.int64)
-    char = np.empty(size, np.int64)
-    depth = np.empty(size, np.int64)
-    sfx = np.empty(size, np.int64)
-    cnt = np.zeros(size, np.int64)
+    # int32 (node ids < 2 ** 30, counts <= characters < 2 ** 31): half the cache footprint
+    parent = np.empty(size, np.int32)
+    char = np.empty(size, np.int32)
+    depth = np.empty(size, np.int32)
+    sfx = np.empty(size, np.int32)
+    cnt = np.zeros(size, np.int32)
     parent[0] = -1
     char[0] = -1
     depth[0] = 0
@@ -385,8 +528,12 @@ def build(codes, starts, ends, order, vocab_size, max_nodes, key_type):
     state = np.zeros(4, np.int64)
     state[0], state[1] = 0, starts[0] if starts.shape[0] else 0
     while True:
-        n_nodes = _fill(codes, starts, ends, order, vocab_size, max_nodes, table, bits,
-                        parent, char, depth, sfx, cnt, n_nodes, state)
+        if symbol_bits > 0:
+            n_nodes = _fill_packed(codes, starts, ends, order, symbol_bits, max_nodes, table, bits,
+                                   parent, char, depth, sfx, cnt, n_nodes, state)
+        else:
+            n_nodes = _fill(codes, starts, ends, order, vocab_size, max_nodes, table, bits,
+                            parent, char, depth, sfx, cnt, n_nodes, state)
         if state[0] >= starts.shape[0]:
             break
         # out of room: grow outside the hot loop (an array reassigned inside
@@ -411,7 +558,7 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
     ----------
     n_nodes, order, vocab_size, smoothing : int
     k, discount : float
-    parent, char, depth, sfx, cnt : ndarray, shape (n_nodes,), int64
+    parent, char, depth, sfx, cnt : ndarray, shape (n_nodes,), int32
         From :func:`build`.
 
     Returns
@@ -451,44 +598,44 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
     for g in range(1, n_nodes):
         if depth[g] >= 2:
             cont[sfx[g]] += 1
-    w = np.empty(n_nodes, np.int64)
-    tot_raw = np.zeros(n_nodes, np.int64)
-    tot_kn = np.zeros(n_nodes, np.int64)
-    nfol_kn = np.zeros(n_nodes, np.int64)
-    n_children = np.zeros(n_nodes, np.int64)
-    w[0] = 0
+    # per context h: tot_raw, tot_kn, nfol_kn, #children, side by side so
+    # that adding a child touches one cache line, not four arrays
+    stats = np.zeros((n_nodes, 4), np.int64)
     for g in range(1, n_nodes):
-        wg = cnt[g] if depth[g] == order else cont[g]
-        w[g] = wg
+        wg = _kn_weight(g, order, depth, cnt, cont)
         p = parent[g]
-        tot_raw[p] += cnt[g]
-        tot_kn[p] += wg
-        if wg > 0:
-            nfol_kn[p] += 1
-        n_children[p] += 1
+        stats[p, 0] += cnt[g]
+        stats[p, 1] += wg
+        stats[p, 2] += 1 if wg > 0 else 0
+        stats[p, 3] += 1
     rec = np.empty((n_nodes, 3), np.float64)
     kv = k * vocab_size
     for g in range(n_nodes):
         p = parent[g]
         if smoothing == KNESER_NEY:
             a = 0.0
-            if g > 0 and tot_kn[p] > 0:
-                a = max(w[g] - discount, 0.0) / tot_kn[p]
+            if g > 0 and stats[p, 1] > 0:
+                a = max(_kn_weight(g, order, depth, cnt, cont) - discount, 0.0) / stats[p, 1]
             rec[g, 0] = a
-            rec[g, 1] = discount * nfol_kn[g] / tot_kn[g] if tot_kn[g] > 0 else 1.0
+            rec[g, 1] = discount * stats[g, 2] / stats[g, 1] if stats[g, 1] > 0 else 1.0
         elif smoothing == ADD_K:
-            rec[g, 0] = (cnt[g] + k) / (tot_raw[p] + kv) if g > 0 else 0.0
-            rec[g, 1] = k / (tot_raw[g] + kv)
+            rec[g, 0] = (cnt[g] + k) / (stats[p, 0] + kv) if g > 0 else 0.0
+            rec[g, 1] = k / (stats[g, 0] + kv)
         else:
-            rec[g, 0] = cnt[g] / tot_raw[p] if g > 0 else 0.0
-            rec[g, 1] = 1.0 if tot_raw[g] > 0 else 0.0
+            rec[g, 0] = cnt[g] / stats[p, 0] if g > 0 else 0.0
+            rec[g, 1] = 1.0 if stats[g, 0] > 0 else 0.0
     if smoothing == KNESER_NEY:
         _interpolate(n_nodes, order, vocab_size, parent, depth, sfx, rec)
     else:
         rec[:, 2] = 0.0
-    rows, row_after = _pack_rows(n_nodes, order, smoothing, discount, char, depth, sfx, cnt, parent, w,
-                                 tot_kn if smoothing == KNESER_NEY else tot_raw, n_children)
+    rows, row_after = _pack_rows(n_nodes, order, smoothing, discount, char, depth, sfx, cnt, cont, parent, stats)
     return cont, rec, rows, row_after
+
+
+@jit
+def _kn_weight(g, order, depth, cnt, cont):
+    """Kneser-Ney weight of node ``g``: its raw count at the top order, else its continuation count."""
+    return np.int64(cnt[g]) if depth[g] == order else cont[g]
 
 
 @jit
@@ -509,30 +656,36 @@ def _interpolate(n_nodes, order, vocab_size, parent, depth, sfx, rec):
 
 
 @jit
-def _pack_rows(n_nodes, order, smoothing, discount, char, depth, sfx, cnt, parent, w, total, n_children):
-    """:func:`finalize`'s ``rows`` and ``row_after`` (contexts in node order)."""
+def _pack_rows(n_nodes, order, smoothing, discount, char, depth, sfx, cnt, cont, parent, stats):
+    """:func:`finalize`'s ``rows`` and ``row_after`` (contexts in node order).
+
+    ``stats[h]`` is ``(tot_raw, tot_kn, nfol_kn, #children)`` of context ``h``.
+    """
+    total = 1 if smoothing == KNESER_NEY else 0
     row_after = np.empty(n_nodes, np.int64)
+    fill = np.empty(n_nodes, np.int64)  # next free record of each context's row
     size = 0
     for g in range(n_nodes):
         if depth[g] < order:
             row_after[g] = size
-            size += 1 + n_children[g]
-    for g in range(n_nodes):
-        if depth[g] == order:
-            row_after[g] = row_after[sfx[g]]
+            fill[g] = size + 1
+            size += 1 + stats[g, 3]
     rows = np.empty(size, ROW)
-    fill = np.empty(n_nodes, np.int64)  # next free record of each context's row
-    for h in range(n_nodes):
-        if depth[h] < order:
-            o = row_after[h]
-            rows[o].weight = total[h]
-            rows[o].link = o + 1 + n_children[h]
-            rows[o].symbol = h
-            fill[h] = o + 1
+    for g in range(n_nodes):
+        if depth[g] < order:
+            o = row_after[g]
+            rows[o].weight = stats[g, total]
+            rows[o].link = o + 1 + stats[g, 3]
+            rows[o].symbol = g
+        else:
+            row_after[g] = row_after[sfx[g]]  # a context is shallower: placed in the first loop
     for g in range(1, n_nodes):
         e = fill[parent[g]]
         fill[parent[g]] = e + 1
-        rows[e].weight = max(w[g] - discount, 0.0) if smoothing == KNESER_NEY else cnt[g]
+        if smoothing == KNESER_NEY:
+            rows[e].weight = max(_kn_weight(g, order, depth, cnt, cont) - discount, 0.0)
+        else:
+            rows[e].weight = cnt[g]
         rows[e].link = row_after[g]
         rows[e].symbol = char[g]
     return rows, row_after
