@@ -154,10 +154,13 @@ class NGramModel:
         self._n_nodes = n
         self._parent, self._char, self._depth, self._cont, self._cnt = parent, char, depth, cont, cnt
         if symbol_bits:
-            index, bits = _k.child_index_from_nodes(n, order, parent, char, vocab_size)
+            index, index_bits = _k.child_index_from_nodes(n, order, parent, char, vocab_size)
+            # the counting table, keyed by packed grams, scores kneser-ney (kernels.score_packed)
+            self._packed = (symbol_bits, table, bits)
         else:
-            index = _k.child_index(table, bits, n, parent, char, vocab_size)
-        self._tables = (index, bits, sfx, cnt, rec)
+            index, index_bits = _k.child_index(table, bits, n, parent, char, vocab_size), bits
+            self._packed = None
+        self._tables = (index, index_bits, sfx, cnt, rec)
         self._rows, self._row_after = rows, row_after
 
     # -- counts -------------------------------------------------------------
@@ -214,7 +217,10 @@ class NGramModel:
         n_pos = int(np.maximum(ends - starts - (self.order - 1), 0).sum())
         logp = np.empty(n_pos, np.float64)
         top = np.empty(n_pos, np.int64)
-        _k.score(codes, starts, ends, self.order, self.vocab_size, self._sid, self._tables, logp, top)
+        if self._packed is not None and self._sid == _k.KNESER_NEY:
+            _k.score_packed(codes, starts, ends, self.order, self.vocab_size, *self._packed, self._tables, logp, top)
+        else:
+            _k.score(codes, starts, ends, self.order, self.vocab_size, self._sid, self._tables, logp, top)
         return logp, top
 
     def log_probs(self, codes):
