@@ -506,7 +506,7 @@ def build(codes, starts, ends, order, vocab_size, max_nodes, key_type, symbol_bi
         the model: key and node share a cache line.
     bits : int
         log2 of the number of slots.
-    parent, char, depth, sfx, cnt : ndarray, shape (>= n_nodes,), int32
+    parent, char, depth, sfx, cnt : ndarray, shape (>= n_nodes,), int64
         Per-node arrays (only the first ``n_nodes`` entries are valid); sized
         to the text (:func:`_expected_nodes`) and doubled if that is not
         enough, never beyond ``max_nodes``.
@@ -519,12 +519,11 @@ def build(codes, starts, ends, order, vocab_size, max_nodes, key_type, symbol_bi
     while (np.int64(1) << bits) < 2 * (size + order):
         bits += 1
     table = np.full(2 * (np.int64(1) << bits), -1, key_type.dtype)
-    # int32 (node ids < 2 ** 30, counts <= characters < 2 ** 31): half the cache footprint
-    parent = np.empty(size, np.int32)
-    char = np.empty(size, np.int32)
-    depth = np.empty(size, np.int32)
-    sfx = np.empty(size, np.int32)
-    cnt = np.zeros(size, np.int32)
+    parent = np.empty(size, np.int64)
+    char = np.empty(size, np.int64)
+    depth = np.empty(size, np.int64)
+    sfx = np.empty(size, np.int64)
+    cnt = np.zeros(size, np.int64)
     parent[0] = -1
     char[0] = -1
     depth[0] = 0
@@ -564,7 +563,7 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
     ----------
     n_nodes, order, vocab_size, smoothing : int
     k, discount : float
-    parent, char, depth, sfx, cnt : ndarray, shape (n_nodes,), int32
+    parent, char, depth, sfx, cnt : ndarray, shape (n_nodes,), int64
         From :func:`build`.
 
     Returns
@@ -604,44 +603,44 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
     for g in range(1, n_nodes):
         if depth[g] >= 2:
             cont[sfx[g]] += 1
-    # per context h: tot_raw, tot_kn, nfol_kn, #children, side by side so
-    # that adding a child touches one cache line, not four arrays
-    stats = np.zeros((n_nodes, 4), np.int64)
+    w = np.empty(n_nodes, np.int64)
+    tot_raw = np.zeros(n_nodes, np.int64)
+    tot_kn = np.zeros(n_nodes, np.int64)
+    nfol_kn = np.zeros(n_nodes, np.int64)
+    n_children = np.zeros(n_nodes, np.int64)
+    w[0] = 0
     for g in range(1, n_nodes):
-        wg = _kn_weight(g, order, depth, cnt, cont)
+        wg = cnt[g] if depth[g] == order else cont[g]
+        w[g] = wg
         p = parent[g]
-        stats[p, 0] += cnt[g]
-        stats[p, 1] += wg
-        stats[p, 2] += 1 if wg > 0 else 0
-        stats[p, 3] += 1
+        tot_raw[p] += cnt[g]
+        tot_kn[p] += wg
+        if wg > 0:
+            nfol_kn[p] += 1
+        n_children[p] += 1
     rec = np.empty((n_nodes, 3), np.float64)
     kv = k * vocab_size
     for g in range(n_nodes):
         p = parent[g]
         if smoothing == KNESER_NEY:
             a = 0.0
-            if g > 0 and stats[p, 1] > 0:
-                a = max(_kn_weight(g, order, depth, cnt, cont) - discount, 0.0) / stats[p, 1]
+            if g > 0 and tot_kn[p] > 0:
+                a = max(w[g] - discount, 0.0) / tot_kn[p]
             rec[g, 0] = a
-            rec[g, 1] = discount * stats[g, 2] / stats[g, 1] if stats[g, 1] > 0 else 1.0
+            rec[g, 1] = discount * nfol_kn[g] / tot_kn[g] if tot_kn[g] > 0 else 1.0
         elif smoothing == ADD_K:
-            rec[g, 0] = (cnt[g] + k) / (stats[p, 0] + kv) if g > 0 else 0.0
-            rec[g, 1] = k / (stats[g, 0] + kv)
+            rec[g, 0] = (cnt[g] + k) / (tot_raw[p] + kv) if g > 0 else 0.0
+            rec[g, 1] = k / (tot_raw[g] + kv)
         else:
-            rec[g, 0] = cnt[g] / stats[p, 0] if g > 0 else 0.0
-            rec[g, 1] = 1.0 if stats[g, 0] > 0 else 0.0
+            rec[g, 0] = cnt[g] / tot_raw[p] if g > 0 else 0.0
+            rec[g, 1] = 1.0 if tot_raw[g] > 0 else 0.0
     if smoothing == KNESER_NEY:
         _interpolate(n_nodes, order, vocab_size, parent, depth, sfx, rec)
     else:
         rec[:, 2] = 0.0
-    rows, row_after = _pack_rows(n_nodes, order, smoothing, discount, char, depth, sfx, cnt, cont, parent, stats)
+    rows, row_after = _pack_rows(n_nodes, order, smoothing, discount, char, depth, sfx, cnt, parent, w,
+                                 tot_kn if smoothing == KNESER_NEY else tot_raw, n_children)
     return cont, rec, rows, row_after
-
-
-@jit
-def _kn_weight(g, order, depth, cnt, cont):
-    """Kneser-Ney weight of node ``g``: its raw count at the top order, else its continuation count."""
-    return np.int64(cnt[g]) if depth[g] == order else cont[g]
 
 
 @jit
@@ -662,36 +661,30 @@ def _interpolate(n_nodes, order, vocab_size, parent, depth, sfx, rec):
 
 
 @jit
-def _pack_rows(n_nodes, order, smoothing, discount, char, depth, sfx, cnt, cont, parent, stats):
-    """:func:`finalize`'s ``rows`` and ``row_after`` (contexts in node order).
-
-    ``stats[h]`` is ``(tot_raw, tot_kn, nfol_kn, #children)`` of context ``h``.
-    """
-    total = 1 if smoothing == KNESER_NEY else 0
+def _pack_rows(n_nodes, order, smoothing, discount, char, depth, sfx, cnt, parent, w, total, n_children):
+    """:func:`finalize`'s ``rows`` and ``row_after`` (contexts in node order)."""
     row_after = np.empty(n_nodes, np.int64)
-    fill = np.empty(n_nodes, np.int64)  # next free record of each context's row
     size = 0
     for g in range(n_nodes):
         if depth[g] < order:
             row_after[g] = size
-            fill[g] = size + 1
-            size += 1 + stats[g, 3]
-    rows = np.empty(size, ROW)
+            size += 1 + n_children[g]
     for g in range(n_nodes):
-        if depth[g] < order:
-            o = row_after[g]
-            rows[o].weight = stats[g, total]
-            rows[o].link = o + 1 + stats[g, 3]
-            rows[o].symbol = g
-        else:
-            row_after[g] = row_after[sfx[g]]  # a context is shallower: placed in the first loop
+        if depth[g] == order:
+            row_after[g] = row_after[sfx[g]]
+    rows = np.empty(size, ROW)
+    fill = np.empty(n_nodes, np.int64)  # next free record of each context's row
+    for h in range(n_nodes):
+        if depth[h] < order:
+            o = row_after[h]
+            rows[o].weight = total[h]
+            rows[o].link = o + 1 + n_children[h]
+            rows[o].symbol = h
+            fill[h] = o + 1
     for g in range(1, n_nodes):
         e = fill[parent[g]]
         fill[parent[g]] = e + 1
-        if smoothing == KNESER_NEY:
-            rows[e].weight = max(_kn_weight(g, order, depth, cnt, cont) - discount, 0.0)
-        else:
-            rows[e].weight = cnt[g]
+        rows[e].weight = max(w[g] - discount, 0.0) if smoothing == KNESER_NEY else cnt[g]
         rows[e].link = row_after[g]
         rows[e].symbol = char[g]
     return rows, row_after
