@@ -324,6 +324,37 @@ def test_counts_survive_table_and_array_growth_across_many_segments():
     assert {g: v for g, v in as_dict(grams, cont).items() if v} == dict(continuation(parts, 3))
 
 
+
+@pytest.mark.parametrize("order", [1, 2, 4, 7])
+def test_packed_counting_and_scoring_equal_the_trie_walk(order):
+    """Counting by packed grams (``_fill_packed``) builds the very nodes, numbering and
+    counts of the trie walk (``_fill``), across segments and growth; Kneser-Ney
+    scoring by packed keys returns the same log-probabilities and top counts."""
+    rng = np.random.default_rng(order)
+    vocab = 23
+    parts = [skewed_text(rng, n, vocab) for n in (5000, 1, order, 700)] + \
+        [rng.integers(0, vocab, 3000).astype(np.int32)]
+    codes, starts, ends = ngram._join(parts)
+    max_nodes = ngram._max_nodes(ends - starts, order, vocab)
+    walk = kernels.build(codes, starts, ends, order, vocab, max_nodes, np.empty(0, np.int64), 0)
+    packed = kernels.build(codes, starts, ends, order, vocab, max_nodes, np.empty(0, np.int64),
+                           ngram._symbol_bits(vocab, order))
+    n = walk[0]
+    assert packed[0] == n
+    for a, b in zip(walk[3:], packed[3:]):
+        np.testing.assert_array_equal(a[:n], b[:n])
+    model = ngram.NGramModel(codes, starts, ends, order, "kneser-ney", vocab, 0.5, 0.7)
+    assert model._packed is not None
+    text = np.concatenate([skewed_text(rng, 2000, vocab), rng.integers(0, vocab, 500).astype(np.int32)])
+    ts, te = np.array([0, 900], np.int64), np.array([900, text.shape[0]], np.int64)
+    size = text.shape[0] - 2 * (order - 1)
+    got = np.empty(size), np.empty(size, np.int64)
+    want = np.empty(size), np.empty(size, np.int64)
+    kernels.score_packed(text, ts, te, order, vocab, *model._packed, model._tables, *got)
+    kernels.score(text, ts, te, order, vocab, kernels.KNESER_NEY, model._tables, *want)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
 # -- bit-identity with the engine before the speed work (commit 7a4877d) ----------
 
 GOLDEN = pathlib.Path(__file__).with_name("data") / "ngram_golden.json"
