@@ -465,6 +465,7 @@ def test_accumulate_subsample_draws_rows_of_the_pool():
     (dict(dim=2, spectrum=(1e60, 1e60)), "gaussian.spectrum"),
     (dict(dim=2, spectrum=(1.0,)), "gaussian.spectrum"),
     (dict(dim=2, spectrum=(1.0, -1.0)), "positive definite"),
+    (dict(store_parameters="yes"), "gaussian.store_parameters"),
 ])
 def test_bad_settings_are_one_line_errors_naming_the_key(kw, match):
     with pytest.raises(ConfigError, match=match) as info:
@@ -488,6 +489,10 @@ def test_metric_set_and_coordinates_depend_on_dim_only_through_the_parameter_lim
     names = [s.name for s in small_dim.metric_specs()]
     assert names[-2:] == ["mean", "covariance"] and [s.name for s in large_dim.metric_specs()] == names[:-2]
     assert len(small_dim.coords()["axis"]) == 16 and large_dim.coords() == {}
+    lean = GaussianExperiment(GaussianConfig(dim=3, store_parameters=False))
+    assert [s.name for s in lean.metric_specs()] == names[:-2] and lean.coords() == {}
+    assert "mean" not in lean.metrics(xg.model_of(np.zeros(3), np.eye(3), 50), [],
+                                      lean.heldout(np.random.default_rng(0), None), np.random.default_rng(0))
     roles = {s.name: s.role for s in small_dim.metric_specs()}
     assert roles["real_nll"] == "real" and roles["self_nll"] == "self" and roles["tail_nll"] == "tail"
 

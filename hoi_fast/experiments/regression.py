@@ -10,8 +10,8 @@ real and synthetic rows under every regime.
 
 The fixed design and the rows
 -----------------------------
-Items are rows ``(x, y)`` whose features are rows of the seed's design X.
-Sets of k rows take their design rows by one rule, :func:`design_rows`: all T
+Items are rows ``(x, y)``; except for ``fresh`` real rows, their features are
+rows of the seed's design X.  Sets of k rows take their design rows by one rule, :func:`design_rows`: all T
 rows in order when k = T; a uniformly random subset without replacement when
 k < T; all rows as often as they fit and a random subset for the rest when
 k > T (growing schedules).

@@ -11,9 +11,14 @@ independent, with ``xbar = mu + A zeta / sqrt(m)`` (``zeta ~ N(0, I_d)``) and
 ``S = (A B)(A B)^T`` where ``B B^T ~ Wishart_d(m - 1, I)`` is drawn by the
 Bartlett decomposition: ``B`` lower triangular, ``B_ii^2 ~ chi2(m - 1 - i)``
 (``i = 0 .. d - 1``), ``B_ij ~ N(0, 1)`` below the diagonal.  That is
-``d (d + 3) / 2`` random numbers instead of ``m d`` (:func:`draw_statistics`),
-exact in distribution.  :func:`materialise` recovers points with exactly those
-statistics, distributed as the points conditional on them.
+``d^2 + d`` random numbers instead of ``m d`` (:func:`draw_statistics`),
+exact in distribution.  :func:`orthonormal_frame` is the core of
+:func:`hoi_fast.experiments.gaussian.materialise`, which recovers points with
+exactly those statistics, distributed as the points conditional on them.
+
+Passing a ``numpy.random.Generator`` into a compiled function costs about
+10 us per call here, so the random numbers are drawn by NumPy and passed in
+as arrays.
 """
 
 import math
