@@ -24,6 +24,15 @@ structure is a deterministic function of the text.  After training,
 when sampling backs off) usually touches neither the table nor memory
 outside the cache (:func:`_child`).
 
+When a gram of ``order`` symbols fits in 62 bits as its codes packed side
+by side (``ceil(log2 V)`` bits each: V = 96 allows order 8), counting
+(:func:`_fill_packed`) and Kneser-Ney scoring (:func:`score_packed`) look
+grams up in a second table keyed by the packed gram itself, shifted in from
+the text: the look-up of one position then does not wait for the previous
+one's answer.  They give the same nodes, numbering, counts and
+probabilities as the trie walk; the ``parent * V + char`` index for sampling
+is then built from the nodes (:func:`child_index_from_nodes`).
+
 Training text is a set of segments (``starts``, ``ends``); no gram crosses a
 segment boundary.  Walking a text left to right, the nodes of the grams
 *ending* at the current character are found top-down: the longest one with a
