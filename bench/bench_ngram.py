@@ -17,7 +17,15 @@ characters (same text, same model).  NLTK is timed with
 by up to 3x on this shared VM); ours is timed by pytest-benchmark after JIT
 warm-up.  NLTK scores on its training text (so MLE stays finite), ours on
 held-out text (the harder case for us: more back-off look-ups).
-``extra_info`` holds characters of work, ns/char for both and the ratio.
+``extra_info`` holds characters of work, ns/char for both and the ratio, and
+every benchmark the CPU it ran on (:func:`hoi_fast.machine.describe`).
+
+The generation-step benchmarks time whole cells: ``test_generation_step``
+10 generations including generation 0 (its tail mask and model of R),
+``test_generation_step_shared_first`` generations 1-19 of a default cell
+whose generation 0 is computed once and shared, as the grid runs it.  On a
+machine shared with other jobs, add ``--benchmark-timer time.process_time``
+(CPU time: waiting for a core drops out).
 """
 
 import math
