@@ -316,7 +316,8 @@ def test_counts_survive_table_and_array_growth_across_many_segments():
     rng = np.random.default_rng(9)
     parts = [rng.integers(0, 40, n).astype(np.int32) for n in rng.integers(1, 400, 60)]
     model = ngram.train(parts, 4, vocab_size=40)
-    assert model._n_nodes > 8192 and model._tables[1] > 13
+    # more nodes than the room the text is given at the start: the table and arrays grew
+    assert model._n_nodes > kernels._expected_nodes(model._starts, model._ends, 4) and model._tables[1] > 13
     for length in (1, 2, 4):
         grams, cnt = model.ngram_counts(length)
         assert as_dict(grams, cnt) == dict(counts(parts, length))
