@@ -13,8 +13,8 @@ The fixed design and the rows
 Items are rows ``(x, y)``; except for ``fresh`` real rows, their features are
 rows of the seed's design X.  Sets of k rows take their design rows by one rule, :func:`design_rows`: all T
 rows in order when k = T; a uniformly random subset without replacement when
-k < T; all rows as often as they fit and a random subset for the rest when
-k > T (growing schedules).
+k < T (:func:`distinct_rows`); all rows as often as they fit and a random
+subset for the rest when k > T (growing schedules).
 
 * R (real stream): X (T x d standard normals), then w* (d standard normals /
   sqrt(d), unless ``weights`` is given), then the noise of the T real labels.
@@ -196,17 +196,19 @@ class Rows:
         synthetic rows, subsamples); None for fresh real rows.
     gram : ndarray, shape (d, d), optional
         ``X_S^T X_S`` if already known.
+    stats : tuple, optional
+        All of :meth:`stats` if already known.
     """
 
     __slots__ = ("X", "index", "resid", "design", "gram", "_stats")
 
-    def __init__(self, X, index, resid, design, gram=None):
+    def __init__(self, X, index, resid, design, gram=None, stats=None):
         self.X = X
         self.index = index
         self.resid = resid
         self.design = design
         self.gram = gram
-        self._stats = None
+        self._stats = stats
 
     def __len__(self):
         return self.resid.shape[0]
@@ -230,16 +232,26 @@ class Rows:
         return self.X if self.index is None else self.X[self.index]
 
 
+def distinct_rows(T, k, rng):
+    """``k <= T`` distinct design rows, uniformly: :func:`~hoi_fast.experiments.gaussian.choose` (T, k)
+    in random order if ``k <= T/2``, else all rows but ``choose(T, T - k)``, in increasing order."""
+    if 2 * k <= T:
+        return choose(T, k, rng)
+    keep = np.ones(T, dtype=bool)
+    keep[choose(T, T - k, rng)] = False
+    return np.flatnonzero(keep)
+
+
 def design_rows(T, k, rng):
     """Design rows of a set of ``k`` rows: None (all T in order) if k == T, else an int64 index array.
 
-    k < T: :func:`~hoi_fast.experiments.gaussian.choose` (T, k); k > T: every
-    row ``k // T`` times, then ``choose(T, k % T)``.
+    k < T: :func:`distinct_rows` (T, k); k > T: every row ``k // T`` times,
+    then ``distinct_rows(T, k % T)``.
     """
     if k == T:
         return None
     repeats, rest = divmod(k, T)
-    chosen = choose(T, rest, rng)
+    chosen = distinct_rows(T, rest, rng)
     return np.concatenate([np.tile(np.arange(T), repeats), chosen]) if repeats else chosen
 
 
@@ -377,13 +389,13 @@ class RegressionExperiment:
     def sample(self, model, n, rng):
         """``n`` rows of the model on the design (:func:`design_rows`), labels ``x^T w_g + noise``."""
         design = model.design
-        T = design.X.shape[0]
+        T, d = design.X.shape
         index = design_rows(T, n, rng)
         eps = rng.standard_normal(n)
-        resid = np.empty(n)
-        _k.residual_labels(design.X, _ALL if index is None else index, index is not None, model.delta, self.sd, eps,
-                           resid)
-        return Rows(design.X, index, resid, design, design_gram(design, n, index))
+        resid, cross = np.empty(n), np.empty(d)
+        rr = _k.residual_labels(design.X, _ALL if index is None else index, index is not None, model.delta, self.sd,
+                                eps, resid, cross)
+        return Rows(design.X, index, resid, design, stats=(n, design_gram(design, n, index), cross, rr))
 
     def synthesize(self, model, n, rng, first_model):
         """Plain sampling (no sampling bias or filter): acceptance 1.  ``first_model`` is not used."""

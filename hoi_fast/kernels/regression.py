@@ -18,8 +18,9 @@ SINGULAR_PIVOT = 1e-12
 
 
 @jit
-def residual_labels(X, index, use_index, delta, sd, eps, out):
-    """``out[i] = X[row_i] . delta + sd eps[i]`` for the rows ``X[index]`` (all rows unless ``use_index``).
+def residual_labels(X, index, use_index, delta, sd, eps, out, cross):
+    """``out[i] = X[row_i] . delta + sd eps[i]`` for the rows ``X[index]`` (all rows unless ``use_index``),
+    with their moments ``X_S^T out`` and ``out^T out`` in the same pass.
 
     With ``delta = w - w*`` these are the residuals ``y - x^T w*`` of labels
     ``y = x^T w + sd eps`` drawn from a model with weights ``w``.
@@ -34,15 +35,30 @@ def residual_labels(X, index, use_index, delta, sd, eps, out):
     eps : ndarray, shape (k,), float64
         Standard normals.
     out : ndarray, shape (k,), float64
+        Output: the residuals.
+    cross : ndarray, shape (d,), float64
+        Output: ``X_S^T out``.
+
+    Returns
+    -------
+    float
+        ``out^T out``.
     """
     d = X.shape[1]
     k = eps.shape[0]
+    cross[:] = 0.0
+    rr = 0.0
     for r in range(k):
         i = index[r] if use_index else r
         s = 0.0
         for a in range(d):
             s += X[i, a] * delta[a]
-        out[r] = s + sd * eps[r]
+        e = s + sd * eps[r]
+        out[r] = e
+        rr += e * e
+        for a in range(d):
+            cross[a] += X[i, a] * e
+    return rr
 
 
 @jit
