@@ -61,6 +61,13 @@ class _Null:
         return False
 
 
+@pytest.fixture(autouse=True)
+def _enabled(request):
+    """These files only measure: without --benchmark-enable there is nothing to time."""
+    if request.config.getoption("benchmark_disable", False) and not request.config.getoption("benchmark_enable", False):
+        pytest.skip("run with --benchmark-enable")
+
+
 def one_thread():
     return threadpool_limits(1) if threadpool_limits else _Null()
 
