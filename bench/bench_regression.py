@@ -62,7 +62,8 @@ class _Null:
 @pytest.fixture(autouse=True)
 def _enabled(request):
     """These files only measure: without --benchmark-enable there is nothing to time."""
-    if request.config.getoption("benchmark_disable", False) and not request.config.getoption("benchmark_enable", False):
+    options = request.config.getoption
+    if options("benchmark_disable", False) and not options("benchmark_enable", False):
         pytest.skip("run with --benchmark-enable")
 
 
