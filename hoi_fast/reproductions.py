@@ -602,7 +602,7 @@ SURESH_GAUSSIAN = Reproduction(
             "200 generations",
     compared="P(σ_g > ε), ε = 0.1, against the paper's bound (σ0/ε)·exp(−k/(4n − 1)) and the exact moment "
              "bound (σ0/ε)^s m(s)^k (s = 0.7), k = g + 1 fits; E σ_g^s against its closed form",
-    runs=(Run("", "gaussian", alphas=(1.0,), seeds=3000, generations=200,
+    runs=(Run("", "gaussian", alphas=(1.0,), seeds=2000, generations=200,
               configs={"gaussian": {"dim": 1, "ddof": 1, "samples": 10, **LIGHT_GAUSSIAN}},
               quick={"seeds": 500, "generations": 12, "configs": {"gaussian": {"samples": 4}}}),),
     quantities=(
@@ -798,13 +798,13 @@ REGRESSION = Reproduction(
     quantities=(
         Quantity("||ŵ_g − w*||² / σ²", lambda c: _test_error(c) / c.get("noise"),
                  (Theory("(g + 1) d/(T − d − 1)", lambda c, g: _regression_closed(c, g) / c.get("noise")),),
-                 cases=lambda c: c.run == "replace", generations=(0, 1, 10, 29, 4), log_y=True,
+                 cases=lambda c: c.run == "replace", generations=(0, 4, 29), log_y=True,
                  title="replace: the error grows linearly"),
         Quantity("||ŵ_g − w*||² / σ²", lambda c: _test_error(c) / c.get("noise"),
                  (Theory("d/(T − d − 1) Σ 1/i²", lambda c, g: _regression_closed(c, g) / c.get("noise")),
                   Theory("bound π²/6 · d/(T − d − 1)",
                          lambda c, g: math.pi ** 2 / 6 * ols_error(_n(c), c.get("features"), 1.0), "upper")),
-                 cases=lambda c: c.run == "accumulate", generations=(0, 1, 10, 29, 4), log_y=True,
+                 cases=lambda c: c.run == "accumulate", generations=(0, 4, 29), log_y=True,
                  title="accumulate: the error stays bounded"),
     ),
     notes=(
@@ -847,9 +847,11 @@ BERTRAND = Reproduction(
                  generations=(0, 1, 10, 99, 5), log_y=True, title="trace of the covariance"),
         Quantity("||μ_g − μ0||² / tr Σ0", lambda c: c.metrics["mean_error"] / c.get("dim"),
                  (Theory("affine recursion", lambda c, g: _fresh(c, g)[1]),), x="alpha", log_y=True,
-                 title="error of the mean at the last generation vs α (λ < 1 ⇔ α < 1/2)"),
+                 marks=((0.5, "Bertrand et al.'s condition: λ < 1 ⇔ α < 1/2"),),
+                 title="error of the mean at the last generation vs α"),
         Quantity("tr Σ_g / tr Σ0", metric("trace_ratio"),
                  (Theory("affine recursion", lambda c, g: _fresh(c, g)[0]),), x="alpha",
+                 marks=((0.5, "Bertrand et al.'s condition: λ < 1 ⇔ α < 1/2"),),
                  title="trace at the last generation vs α"),
     ),
     notes=(
