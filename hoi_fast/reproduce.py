@@ -634,6 +634,11 @@ def evaluate(spec, cases):
 
 # -- the page ----------------------------------------------------------------------
 
+def _cell(text):
+    """Text for a Markdown table cell: a literal | would end the cell."""
+    return str(text).replace("|", "\\|")
+
+
 def _interval(row):
     return f"{_fmt(row.mean)} [{_fmt(row.low)}, {_fmt(row.high)}]"
 
@@ -668,8 +673,8 @@ def table_lines(evaluation):
     for r in evaluation.rows:
         judge = JUDGE_WORDS[r.judge] + (", paired" if r.paired else "")
         verdict = "agrees" if r.agrees else "**disagrees**"
-        lines.append(f"| {r.quantity} | {r.theory} | {r.case} | {r.generation} | {_interval(r)} | {_fmt(r.value)} "
-                     f"| {judge} | {_p(r.p)} | {r.seeds} | {verdict} |")
+        lines.append(f"| {_cell(r.quantity)} | {_cell(r.theory)} | {_cell(r.case)} | {r.generation} | {_interval(r)} "
+                     f"| {_fmt(r.value)} | {judge} | {_p(r.p)} | {r.seeds} | {verdict} |")
     return lines
 
 
@@ -910,12 +915,13 @@ def write_index(outcomes, path, quick=False, total_seconds=None):
     lines = ["# Reproductions", "",
              f"Every table uses intervals at a Bonferroni level over its rows, so that a correct theory "
              f"gets a whole table of \"agrees\" with probability ≥ {100 * FAMILY_LEVEL:g}%.", "",
-             "| reproduction | paper | setting | compared | verdict | time | page |",
+             "| reproduction | paper | setting | compared | verdict | time | command |",
              "|---|---|---|---|---|---:|---|"]
     for o in outcomes:
         s = o.spec
-        lines.append(f"| `{s.name}` | {s.paper} | {s.setting} | {s.compared} | {verdict_words(o.evaluation)} "
-                     f"| {o.seconds:.0f} s | [{os.path.basename(o.page)}]({os.path.basename(o.page)}) |")
+        page = os.path.basename(o.page)
+        lines.append(f"| [`{s.name}`]({page}) | {_cell(s.paper)} | {_cell(s.setting)} | {_cell(s.compared)} "
+                     f"| {verdict_words(o.evaluation)} | {o.seconds:.0f} s | `{command_for(s.name, quick)}` |")
     if total_seconds is not None:
         lines += ["", f"Total: {total_seconds:.0f} s (`{command_for('all', quick)}`)."]
     with open(path, "w", encoding="utf-8") as fh:

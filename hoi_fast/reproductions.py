@@ -602,7 +602,7 @@ SURESH_GAUSSIAN = Reproduction(
             "200 generations",
     compared="P(σ_g > ε), ε = 0.1, against the paper's bound (σ0/ε)·exp(−k/(4n − 1)) and the exact moment "
              "bound (σ0/ε)^s m(s)^k (s = 0.7), k = g + 1 fits; E σ_g^s against its closed form",
-    runs=(Run("", "gaussian", alphas=(1.0,), seeds=2000, generations=200,
+    runs=(Run("", "gaussian", alphas=(1.0,), seeds=4000, generations=200,
               configs={"gaussian": {"dim": 1, "ddof": 1, "samples": 10, **LIGHT_GAUSSIAN}},
               quick={"seeds": 500, "generations": 12, "configs": {"gaussian": {"samples": 4}}}),),
     quantities=(
@@ -769,7 +769,7 @@ KAZDAN_GAUSSIAN = Reproduction(
 # -- 6. Gerstgrasser et al. 2024 / Dohmatob et al. 2024: linear regression -------------------------------
 
 def _regression_run(label, regime):
-    return Run(label, "regression", alphas=(1.0,), seeds=300, generations=30, regime=regime,
+    return Run(label, "regression", alphas=(1.0,), seeds=500, generations=30, regime=regime,
                configs={"regression": {"features": 10, **LIGHT_REGRESSION}},
                sweeps={"regression.samples": (32, 100, 316, 1000), "regression.noise": (0.1, 1.0, 10.0)},
                quick={"seeds": 150, "generations": 5, "configs": {"regression": {"features": 2}},
@@ -834,7 +834,7 @@ BERTRAND = Reproduction(
             "100 generations",
     compared="E||μ_g − μ0||² and E tr Σ_g against the exact affine recursion, and their limits against α: "
              "the paper's sufficient condition λ = α/(1 − α) < 1 (α < 1/2) against contraction for every α < 1",
-    runs=(Run("", "gaussian", alphas=BERTRAND_ALPHAS, seeds=300, generations=100, regime="fresh",
+    runs=(Run("", "gaussian", alphas=BERTRAND_ALPHAS, seeds=500, generations=100, regime="fresh",
               configs={"gaussian": {"dim": 10, "samples": 100, **LIGHT_GAUSSIAN}},
               quick={"seeds": 300, "generations": 6, "alphas": (0.0, 0.5, 0.9, 1.0),
                      "configs": {"gaussian": {"dim": 2, "samples": 6}}}),),
@@ -881,7 +881,7 @@ SEDDIK = Reproduction(
             "pool R, α ∈ {0, 0.25, 0.5, 0.75, 0.9, 1}; 40 generations",
     compared="fully synthetic: E Σ p_g² = 1 − (1 − 1/n)^g (1 − S_0); partially synthetic: the squared "
              "distance to the pool's distribution Σ(p_g − p_0)² and its level against α",
-    runs=(Run("", "categorical", alphas=SEDDIK_ALPHAS, seeds=500, generations=40,
+    runs=(Run("", "categorical", alphas=SEDDIK_ALPHAS, seeds=1000, generations=40,
               configs={"categorical": {"vocab_size": 5000, "samples": 1000, "smoothing": "mle",
                                        **LIGHT_CATEGORICAL}},
               quick={"seeds": 120, "generations": 8, "alphas": (0.0, 0.5, 0.9, 1.0),
@@ -933,7 +933,7 @@ DOHMATOB_TAILS = Reproduction(
             "(α = 1) or half clean, half top-k (α = 0.5); T ∈ {10², 10³, 10⁴, 10⁵}",
     compared="held-out test error (missing mass: the truth's probability of the symbols the model never saw) "
              "against its exact expectation, and its plateau at the cut tail mass Σ_{i>k} p_i",
-    runs=(Run("", "categorical", alphas=(0.5, 1.0), seeds=150, generations=2,
+    runs=(Run("", "categorical", alphas=(0.5, 1.0), seeds=300, generations=2,
               configs={"categorical": {"vocab_size": 4096, "zipf_b": 0.0, "smoothing": "mle", "top_k": TAILS_K,
                                        **LIGHT_CATEGORICAL}},
               sweeps={"categorical.zipf_a": (1.5, 2.0), "categorical.samples": (100, 1000, 10000, 100000)},
