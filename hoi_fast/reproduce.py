@@ -60,7 +60,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 import h5py
@@ -660,7 +660,8 @@ def rule_text(evaluation):
             "interval; *upper bound* / *lower bound*: agrees unless the whole interval lies above / below the "
             "bound; *claim: above* / *below*: agrees only when the whole interval lies on the claimed side "
             "(the one-sided p-value is below the row's error rate).  Agreement within 1 ppm counts as agreement "
-            "(zero-width intervals where every seed agrees, and rare events no seed shows).  *paired* rows compare each seed with its own "
+            "(zero-width intervals where every seed agrees, and rare events no seed shows).  *paired* rows "
+            "compare each seed with its own "
             "conditional expectation given its generation-0 data: the interval is that of the mean difference, "
             "centred on the mean theory.  p: two-sided for *equal*, one-sided toward a violation (bounds) or "
             "toward the claim (claims).")

@@ -465,6 +465,8 @@ def _slope(values):
 
 
 # -- 1. Shumailov et al. 2024: one Gaussian ----------------------------------------------
+# Table generations list the full run's rows and the --quick run's (small g such as 2, 7); each run
+# keeps those within its generations.
 
 def _n(case):
     return case.get("samples")
