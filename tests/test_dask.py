@@ -73,7 +73,7 @@ def test_cli_driver_killed_then_resumed(tmp_path, serial_file):
     out = tmp_path / "driver.h5"
     cmd = [sys.executable, "-m", "hoi_fast.grid", "--executor", "dask", "--jobs", "2", "--out", str(out),
            "--alphas", "0,0.5,1", "--seeds", "6", "--generations", "3", "--flush-seconds", "0",
-           "--config", str(_tiny_toml(tmp_path))]
+           "--experiment", "both", "--config", str(_tiny_toml(tmp_path))]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
     for line in proc.stderr:
         if "cells (" in line and not line.startswith("[hoi_fast.grid] 0/"):
@@ -87,7 +87,7 @@ def test_cli_driver_killed_then_resumed(tmp_path, serial_file):
 def test_unreachable_scheduler_is_a_one_line_error(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "hoi_fast.grid", "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9",
-         "--alphas", "1", "--seeds", "1", "--out", str(tmp_path / "r.h5"), "--experiment", "gmm"],
+         "--alphas", "1.0", "--seeds", "1", "--out", str(tmp_path / "r.h5"), "--experiment", "gmm"],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "`--scheduler`" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

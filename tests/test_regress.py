@@ -3,15 +3,10 @@
 The checks run on small throw-away git projects so that the verdict depends
 only on the planted change.  The toy project plants a 5 ms sleep against
 ~1 ms of work (a ~6x slowdown) and uses a 100% threshold: on a loaded 2-core
-machine the same code measured up to 1.4x apart.  The n-gram project times
-one generation step of hoi_fast's n-gram experiment at the defaults and
-plants a 25% slowdown in it (the step spins for a quarter of its own
-CPU time, so the slowdown stays 25% however loaded the machine is); it
-compares the fastest round of each run timed by CPU time (``--stat min
---timer cpu``: a loaded shared machine mostly makes a process wait for a
-core) with a 15% threshold, over three interleaved rounds (the median of
-the paired ratios: same code measured up to 1.10x apart here, the planted
-step 1.30-1.40x, as the spin overshoots a little).
+machine the same code measured up to 1.4x apart.  The finer check (a 25%
+slowdown planted in the n-gram generation step, 15% threshold) is a timing
+and lives in ``bench/planted_slowdown.py``: on a shared CI machine the same
+code measured up to 1.21x apart, too close to 1.25x for a test.
 """
 
 import json
@@ -101,77 +96,19 @@ def test_baseline_from_another_cpu_is_refused_unless_allowed(project, tmp_path):
     assert proc.returncode == 2 and "unrecorded CPU" in proc.stderr
 
 
-STEP = """
-from hoi_fast.experiment import run_cell
-
-
-def generation(experiment, cell, first):
-    \"\"\"One n-gram generation step at the defaults (generation 0 shared, as the grid runs it).\"\"\"
-    return run_cell(experiment, 0.5, 2, "mix", cell, first)
-
-
-planted = generation
-"""
-
-PLANTED = STEP.replace("planted = generation", """
-import time
-
-
-def planted(experiment, cell, first):
-    t0 = time.process_time()
-    out = generation(experiment, cell, first)
-    end = time.process_time() + 0.25 * (time.process_time() - t0)
-    while time.process_time() < end:  # planted: 25% more CPU time, however loaded the machine is
-        pass
-    return out
-""")
-
-NGRAM_BENCH = """
-import ngram_step
-import pytest
-from hoi_fast.experiment import first_generation
-from hoi_fast.experiments import streams
-from hoi_fast.experiments.ngram import NGramConfig, NGramExperiment
-
-
-@pytest.fixture(scope="module")
-def cell():
-    experiment = NGramExperiment(NGramConfig())
-    streams_ = streams("ngram", 0, 0, 0.5)
-    return experiment, streams_, first_generation(experiment, streams_)
-
-
-def test_unchanged(benchmark, cell):
-    benchmark.pedantic(ngram_step.generation, args=cell, rounds=40, iterations=1, warmup_rounds=3)
-
-
-def test_planted(benchmark, cell):
-    benchmark.pedantic(ngram_step.planted, args=cell, rounds=40, iterations=1, warmup_rounds=3)
-"""
-
-
-@pytest.fixture
-def ngram_project(tmp_path):
-    root = tmp_path / "ngram_project"
-    (root / "bench").mkdir(parents=True)
-    (root / "bench" / "ngram_step.py").write_text(STEP)
-    (root / "bench" / "bench_step.py").write_text(NGRAM_BENCH)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", ".")
-    git(root, "commit", "-qm", "base")
-    return root
-
-
-def test_ngram_step_unchanged_passes_and_a_planted_25_percent_slowdown_is_caught(ngram_project):
-    """One interleaved comparison of two benchmarks of the n-gram generation step: the
-    unchanged one passes, the one with a planted 25% slowdown is named."""
-    (ngram_project / "bench" / "ngram_step.py").write_text(PLANTED)
-    proc = subprocess.run([sys.executable, str(REGRESS), "--bench", "bench/bench_step.py", "--rounds", "3",
-                           "--stat", "min", "--timer", "cpu", "--threshold", "0.15"], cwd=ngram_project,
-                          capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    table = proc.stdout.split("REGRESSION")[0]
-    rows = {line.split()[0]: line.split()[-1] for line in table.splitlines() if line.startswith("test_")}
-    assert rows == {"test_planted": "SLOWER", "test_unchanged": "ok"}, proc.stdout
-    assert proc.stdout.split("REGRESSION")[1].split(":")[-1].strip() == "test_planted"
+def test_verdict_is_the_median_of_paired_ratios():
+    """Deterministic: the verdict follows the median paired ratio, not one outlier round,
+    and the noise column is the spread of the per-round ratios."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("regress", REGRESS)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    base = [{"a": 1.0, "b": 1.0}, {"a": 2.0, "b": 2.0}, {"a": 1.0, "b": 1.0}]
+    work = [{"a": 1.3, "b": 1.0}, {"a": 2.6, "b": 4.0}, {"a": 1.3, "b": 1.05}]
+    rows = {r["name"]: r for r in mod.compare(base, work, threshold=0.15)}
+    assert rows["a"]["regressed"] and abs(rows["a"]["ratio"] - 1.3) < 1e-12
+    assert not rows["b"]["regressed"] and abs(rows["b"]["ratio"] - 1.05) < 1e-12  # the 2x round is an outlier
+    assert abs(rows["b"]["noise"] - 1.0) < 1e-12
+    # a saved baseline (one run) pairs with every work round
+    rows = {r["name"]: r for r in mod.compare([{"a": 1.0}], [{"a": 1.1}, {"a": 1.2}, {"a": 1.4}], 0.15)}
+    assert rows["a"]["regressed"] and abs(rows["a"]["ratio"] - 1.2) < 1e-12

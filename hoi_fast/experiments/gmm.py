@@ -119,8 +119,12 @@ DEFAULT_TRUTH_COVARIANCES = (
 _TRUTH_KEYS = {"weights": "truth_weights", "means": "truth_means", "covariances": "truth_covariances"}
 
 
-class FilterExhaustedError(ExperimentError):
-    """The filter accepted fewer than the target count within the candidate cap."""
+class FilterExhaustedError(ExperimentError, RuntimeError):
+    """The filter accepted fewer than the target count within the candidate cap.
+
+    An :class:`ExperimentError` (the CLI prints its one line, exit 2) and a
+    ``RuntimeError`` (what library callers caught before the registry).
+    """
 
 
 @dataclass(frozen=True)
