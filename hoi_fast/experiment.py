@@ -44,6 +44,7 @@ may be non-finite only where its spec says so (``nan_ok``).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -226,6 +227,12 @@ def cell_metric_specs(experiment):
     return list(experiment.metric_specs()) + list(LOOP_METRICS)
 
 
+@functools.lru_cache(maxsize=4096)
+def _real_count(alpha, n):
+    exact = (1 - Fraction(repr(alpha))) * n + Fraction(1, 2)
+    return int(math.floor(exact))
+
+
 def real_count(alpha, n):
     """Number of real items ``m = floor((1 - alpha) n + 1/2)``, halves rounded up.
 
@@ -233,8 +240,7 @@ def real_count(alpha, n):
     α = 0.9 and n = 25 give 3 (floating point gives ``2.4999999999999996 + 0.5``
     and 2).  ``m`` may be 0 (α close to 1): the generation is then all synthetic.
     """
-    exact = (1 - Fraction(repr(float(alpha)))) * int(n) + Fraction(1, 2)
-    return int(math.floor(exact))
+    return _real_count(float(alpha), int(n))  # exact fractions cost ~10 µs; a grid asks the same few
 
 
 def synthetic_count(alpha, n):
@@ -357,7 +363,11 @@ def first_generation(experiment, streams, specs=None):
 
 
 def check_row(experiment, row, specs, generation):
-    """One generation's metrics as float64 arrays, checked against the specs.
+    """One generation's metrics as float64 values, checked against the specs.
+
+    Scalar metrics come back as ``numpy.float64``, metrics with extra
+    dimensions as float64 arrays (the same numbers :func:`numpy.asarray` with
+    ``dtype=float64`` gives).
 
     Raises
     ------
@@ -366,18 +376,20 @@ def check_row(experiment, row, specs, generation):
         spec's extra dimensions, or a value is non-finite where the spec does
         not allow it.
     """
-    names = [s.name for s in specs]
-    extra = sorted(set(row) - set(names))
-    missing = [n for n in names if n not in row]
-    who = type(experiment).__name__
-    if extra or missing:
-        what = (f"returned metric {extra[0]!r}, which is not in its metric_specs()" if extra
-                else f"did not return metric {missing[0]!r} of its metric_specs()")
-        raise ExperimentError(f"experiment {who} {what}; make metrics() and metric_specs() agree")
+    if len(row) != len(specs) or any(s.name not in row for s in specs):
+        _name_mismatch(experiment, row, specs)
     coords = None
     out = {}
     for spec in specs:
-        value = np.asarray(row[spec.name], dtype=np.float64)
+        raw = row[spec.name]
+        if not spec.extra_dims and isinstance(raw, _PLAIN_SCALARS):
+            # a plain number: no array machinery (this check runs once per generation and metric)
+            value = np.float64(raw)
+            if not (spec.nan_ok or math.isfinite(value)):
+                _non_finite(experiment, spec, np.asarray(value), generation)
+            out[spec.name] = value
+            continue
+        value = np.asarray(raw, dtype=np.float64)
         if spec.extra_dims:
             coords = experiment.coords() if coords is None else coords
             limit = tuple(len(coords[d]) for d in spec.extra_dims)
@@ -385,14 +397,33 @@ def check_row(experiment, row, specs, generation):
         else:
             ok = value.ndim == 0
         if not ok:
-            raise ExperimentError(f"experiment {who} returned metric {spec.name!r} with shape {value.shape}; "
-                                  f"its spec has extra dimensions {spec.extra_dims or '()'}")
+            raise ExperimentError(f"experiment {type(experiment).__name__} returned metric {spec.name!r} "
+                                  f"with shape {value.shape}; its spec has extra dimensions "
+                                  f"{spec.extra_dims or '()'}")
         if not spec.nan_ok and not np.all(np.isfinite(value)):
-            raise ExperimentError(
-                f"experiment {who}: metric {spec.name!r} is {value.ravel()[~np.isfinite(value.ravel())][0]} "
-                f"at generation {generation}; the cell is not stored (check the scales of the settings)")
+            _non_finite(experiment, spec, value, generation)
         out[spec.name] = value
     return out
+
+
+_PLAIN_SCALARS = (float, int, np.floating, np.integer, np.bool_, bool)
+
+
+def _name_mismatch(experiment, row, specs):
+    names = [s.name for s in specs]
+    extra = sorted(set(row) - set(names))
+    missing = [n for n in names if n not in row]
+    what = (f"returned metric {extra[0]!r}, which is not in its metric_specs()" if extra
+            else f"did not return metric {missing[0]!r} of its metric_specs()")
+    raise ExperimentError(f"experiment {type(experiment).__name__} {what}; "
+                          f"make metrics() and metric_specs() agree")
+
+
+def _non_finite(experiment, spec, value, generation):
+    bad = value.ravel()[~np.isfinite(value.ravel())][0]
+    raise ExperimentError(
+        f"experiment {type(experiment).__name__}: metric {spec.name!r} is {bad} at generation {generation}; "
+        f"the cell is not stored (check the scales of the settings)")
 
 
 def run_cell(experiment, alpha, generations, regime, streams, first=None):
@@ -449,6 +480,8 @@ def run_cell(experiment, alpha, generations, regime, streams, first=None):
 
 def _stack(values):
     """Per-generation values as one float64 array, NaN-padded where a generation's extra axis is shorter."""
+    if not isinstance(values[0], np.ndarray) or values[0].ndim == 0:
+        return np.array(values, dtype=np.float64)  # scalars: one conversion, not one array per generation
     if all(v.shape == values[0].shape for v in values):
         return np.stack(values)
     shape = tuple(max(v.shape[i] for v in values) for i in range(values[0].ndim))

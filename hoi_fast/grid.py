@@ -78,7 +78,6 @@ def build_parser():
         prog="python -m hoi_fast.grid",
         description="Run the model-collapse grid (experiments x alphas x seeds, "
         "each for G generations) into one crash-safe, resumable HDF5 file.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--experiment", default=None, metavar="NAMES",
                    help="experiments to run: all (every built-in), both (gmm and ngram), built-in names or "
@@ -98,7 +97,7 @@ def build_parser():
     p.add_argument("--jobs", default=None,
                    help=f"worker processes; 1 runs serially [default: all cores, here {available_cores()}]")
     p.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="local process pool, or Dask distributed (pip install 'hoi_fast[dask]')")
+                   help="local process pool, or Dask distributed (pip install 'hoi_fast[dask]') [default: local]")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="address of an existing Dask scheduler (tcp://HOST:PORT); without it "
                    "--executor dask starts a LocalCluster of --jobs workers")
@@ -112,7 +111,7 @@ def build_parser():
                    help="replace an existing results file that holds another configuration")
     p.add_argument("--flush-seconds", default="1",
                    help="at most this long between journal flushes of finished cells; a killed run "
-                   "recomputes only cells finished since the last flush")
+                   "recomputes only cells finished since the last flush [default: 1]")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 

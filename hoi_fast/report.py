@@ -39,9 +39,11 @@ display.
 from __future__ import annotations
 
 import argparse
+import errno
 import itertools
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -1071,7 +1073,17 @@ def make_report(path, out_dir, options=Options(), experiments=None, jobs=1):
         for name in names:  # fail before any work if the metric is missing anywhere
             _check_metric_in_file(path, name, options.metric)
     _check_out_dir(out_dir)
+    created = not os.path.exists(out_dir)
     os.makedirs(out_dir, exist_ok=True)
+    try:
+        return _write_report(path, names, out_dir, options, jobs)
+    except BaseException:
+        if created:  # a failed report leaves no folder behind that it made
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def _write_report(path, names, out_dir, options, jobs):
     lines = [f"# hoi_fast report: {os.path.basename(path)}", "",
              f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} by `python -m hoi_fast.report`.", ""]
     provenance = {}
@@ -1103,6 +1115,9 @@ def _check_out_dir(out_dir):
     parent = os.path.dirname(os.path.abspath(out_dir))
     if not os.path.isdir(parent):
         raise ReportError(f"`--out` parent folder {parent} does not exist; create it or choose another --out")
+    target = out_dir if os.path.isdir(out_dir) else parent
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise ReportError(f"`--out` folder {target} is not writable; choose another --out")
 
 
 def _experiment_words(text):
@@ -1148,6 +1163,13 @@ def _checked(convert, ok, requirement):
 
 _level = _checked(float, lambda v: 0 < v < 1, "strictly between 0 and 1")
 _positive = _checked(int, lambda v: v >= 1, "a positive integer")
+_seed = _checked(int, lambda v: 0 <= v < 2**63, "an integer in [0, 2**63)")
+# Resample matrices are (resamples x points) float64: these bounds keep a report within ~1 GB;
+# beyond them a 95% interval's ends move by less than its Monte-Carlo error is worth.
+MAX_BAND_RESAMPLES = 100_000
+MAX_ALPHA_RESAMPLES = 20_000
+_band_resamples = _checked(int, lambda v: 1 <= v <= MAX_BAND_RESAMPLES, f"an integer in 1..{MAX_BAND_RESAMPLES}")
+_alpha_resamples = _checked(int, lambda v: 1 <= v <= MAX_ALPHA_RESAMPLES, f"an integer in 1..{MAX_ALPHA_RESAMPLES}")
 _fraction = _checked(float, lambda v: v >= 0, "a number >= 0")
 
 
@@ -1180,9 +1202,10 @@ def build_parser():
                    help="pointwise band over seeds: BCa or percentile bootstrap, or Student-t")
     p.add_argument("--simultaneous", action="store_true",
                    help="draw sup-t bootstrap bands that cover each whole curve at --level")
-    p.add_argument("--n-resamples", type=_positive, default=9999, help="bootstrap resamples of the bands")
-    p.add_argument("--alpha-resamples", type=_positive, default=2000,
-                   help="bootstrap resamples of the seeds for the α* interval")
+    p.add_argument("--n-resamples", type=_band_resamples, default=9999,
+                   help=f"bootstrap resamples of the bands (at most {MAX_BAND_RESAMPLES:,})")
+    p.add_argument("--alpha-resamples", type=_alpha_resamples, default=2000,
+                   help=f"bootstrap resamples of the seeds for the α* interval (at most {MAX_ALPHA_RESAMPLES:,})")
     p.add_argument("--tolerance", type=_fraction, default=0.01,
                    help="relative increase of the α = 0 mean that counts as degradation (α* tests, "
                         "isotonic threshold, a seed's collapse)")
@@ -1192,7 +1215,7 @@ def build_parser():
                         "whose own test passes (no multiplicity control, for comparison)")
     p.add_argument("--generation", type=int, default=-1,
                    help="generation index of the headline α* and tables (negative counts from the end)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples (reproducible)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the bootstrap resamples (reproducible)")
     p.add_argument("--jobs", type=_positive, default=None,
                    help="experiments reported at once in worker processes (Linux); same files for any "
                         "value [default: the number of cores]")
@@ -1214,6 +1237,10 @@ def main(argv=None):
         summary = make_report(args.results, out, options, experiments, jobs=args.jobs or _cores())
     except (ResultsFileError, ReportError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. the folder became unwritable or the disk filled while writing
+        what = "disk full: free space and rerun" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+        print(f"{parser.prog}: error: cannot write the report into `{out}` ({what})", file=sys.stderr)
         return 2
     print(f"[hoi_fast.report] wrote {summary} and figures in {time.perf_counter() - t0:.1f} s",
           file=sys.stderr)

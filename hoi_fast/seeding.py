@@ -30,6 +30,7 @@ float64 value, so adding a value to a grid never changes existing cells.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ def plugin_stream_key(name):
 
 def generator(root_seed, spawn_key):
     """A PCG64 ``Generator`` for ``SeedSequence(root_seed, spawn_key=...)``."""
-    ss = np.random.SeedSequence(int(root_seed), spawn_key=tuple(int(k) for k in spawn_key))
+    ss = np.random.SeedSequence(int(root_seed), spawn_key=tuple(map(int, spawn_key)))
     return np.random.Generator(np.random.PCG64(ss))
 
 
@@ -115,6 +116,10 @@ class CellStreams:
         """
         if generation == 0:
             return generator(self.root_seed, self._base() + (_FIRST_GENERATION,))
+        return generator(self.root_seed, self._generation_key + (int(generation),))
+
+    @functools.cached_property
+    def _generation_key(self):
+        """The spawn key of generations >= 1 without the generation (built once per cell)."""
         sweep = tuple(w for value in self.sweep for w in value_key(value))
-        key = self._base() + (_GENERATION,) + value_key(self.alpha) + sweep
-        return generator(self.root_seed, key + (int(generation),))
+        return self._base() + (_GENERATION,) + value_key(self.alpha) + sweep

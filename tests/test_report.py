@@ -268,6 +268,10 @@ def _error_paths(tmp_path, fake):
     (["{foreign}"], "is not a hoi_fast results file"),
     (["{fake}", "--metric", "real_bpc"], "`--metric` real_bpc is not in the gmm results"),
     (["{fake}", "--level", "2"], "argument --level: must be strictly between 0 and 1"),
+    (["{fake}", "--seed=-1"], "argument --seed: must be an integer in [0, 2**63)"),
+    (["{fake}", "--n-resamples", str(10**12)], "argument --n-resamples: must be an integer in 1..100000"),
+    (["{fake}", "--alpha-resamples", "1e6"], "argument --alpha-resamples: must be an integer in 1..20000"),
+    (["{fake}", "--generation", "9"], "`--generation` 9 is out of range"),  # fails inside the workers
 ])
 def test_cli_errors_are_one_line_exit_2(fake, tmp_path, args, message):
     args = [a.format(**_error_paths(tmp_path, fake)) for a in args] + ["--out", tmp_path / "out"]
@@ -296,6 +300,28 @@ def test_main_errors_are_one_line_exit_2(fake, tmp_path, capsys, args, message):
     assert status == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message.format(**paths) in lines[0]
+    assert not (tmp_path / "out").exists()  # a failed report leaves no folder it made
+
+
+def test_unwritable_out_folder_is_one_line_and_leaves_nothing(fake, tmp_path, capsys):
+    """An `--out` folder (or its parent) the report may not write into is refused before any work
+    (`os.access`; as root an immutable folder stands in for a read-only one)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o555)
+    immutable = os.geteuid() == 0 and subprocess.run(["chattr", "+i", str(locked)]).returncode == 0
+    try:
+        if os.geteuid() == 0 and not immutable:
+            pytest.skip("root without chattr: every folder is writable")
+        for out in (locked, locked / "sub"):
+            status, err = run_main(capsys, fake, "--out", out)
+            lines = err.strip().splitlines()
+            assert status == 2 and len(lines) == 1 and "is not writable; choose another --out" in lines[0]
+        assert list(locked.iterdir()) == []
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(locked)])
+        os.chmod(locked, 0o755)
 
 
 def test_help_documents_options():
