@@ -258,6 +258,24 @@ def _attach(ds, group, dims):
         ds.dims[i].attach_scale(group[dim])
 
 
+# A chunk holds whole cells of one α row (or sweep point), as many seeds as fit
+# in about 1 MiB: the journal's runs of seeds then rewrite few, small chunks
+# (a whole α row of per-symbol counts is 16 MB, and recompressing it for each
+# run of seeds made consolidation the slowest part of a categorical grid).
+CHUNK_BYTES = 1 << 20
+# Chunk cache of a file being consolidated: a chunk written by several runs is
+# compressed once, when the file closes.
+CHUNK_CACHE_BYTES = 64 << 20
+GZIP_LEVEL = 4
+
+
+def _chunks(shape, seed_axis):
+    """Chunk shape of a metric dataset ``(alpha, [sweeps], seed, generation, extra...)``."""
+    cell_bytes = 8 * int(np.prod(shape[seed_axis + 1:], dtype=np.int64))
+    seeds = int(max(1, min(shape[seed_axis], CHUNK_BYTES // max(cell_bytes, 1))))
+    return (1,) * seed_axis + (seeds,) + tuple(shape[seed_axis + 1:])
+
+
 def _create_group(f, layout):
     g = f.create_group(layout.name)
     g.attrs["config"] = json.dumps(layout.config, sort_keys=True)
@@ -275,7 +293,8 @@ def _create_group(f, layout):
         shape = layout.cell_shape + (layout.generations,) + extra
         ds = g.create_dataset(
             spec.name, shape=shape, dtype="f8", fillvalue=np.nan,
-            chunks=(1,) + shape[1:], compression="gzip", compression_opts=4, shuffle=True,
+            chunks=_chunks(shape, len(layout.cell_shape) - 1), compression="gzip", compression_opts=GZIP_LEVEL,
+            shuffle=True,
         )
         ds.attrs["units"] = spec.units
         ds.attrs["long_name"] = spec.long_name
@@ -570,6 +589,8 @@ _JOURNAL_MAGIC = b"HOIJRNL2"
 _RECORD_PREFIX = struct.Struct("<4sQ")  # magic, payload length
 _RECORD_CRC = struct.Struct("<I")  # CRC-32 of prefix + payload, after the prefix
 _RECORD_MAGIC = b"CELL"
+_RAW_MAGIC = b"RAW1"  # payload: this magic, the head's length, a JSON head, float64 values
+_RAW_HEAD = struct.Struct("<4sI")
 
 
 def journal_path(path):
@@ -618,10 +639,15 @@ def _header_identity(data):
 
 
 def _encode_cell(group, index, metrics):
-    buffer = io.BytesIO()
-    np.savez(buffer, __group__=np.array(group), __index__=np.asarray(index, dtype=np.int64),
-             **{f"m_{name}": np.asarray(values, dtype=np.float64) for name, values in metrics.items()})
-    payload = buffer.getvalue()
+    """One journal record: a JSON head (group, index, metric names and shapes), then raw float64 values.
+
+    (``np.savez`` payloads, which older runs wrote, cost ~5 ms a cell to write
+    and read back; they are still read.)
+    """
+    arrays = [(name, np.ascontiguousarray(values, dtype="<f8")) for name, values in metrics.items()]
+    head = json.dumps({"group": group, "index": [int(i) for i in index],
+                       "metrics": [[name, list(a.shape)] for name, a in arrays]}, separators=(",", ":")).encode()
+    payload = b"".join([_RAW_HEAD.pack(_RAW_MAGIC, len(head)), head] + [a.tobytes() for _, a in arrays])
     prefix = _RECORD_PREFIX.pack(_RECORD_MAGIC, len(payload))
     return prefix + _RECORD_CRC.pack(zlib.crc32(payload, zlib.crc32(prefix))) + payload
 
@@ -642,6 +668,23 @@ def _next_record(data, pos):
 
 
 def _decode_cell(payload):
+    if bytes(payload[:len(_RAW_MAGIC)]) != _RAW_MAGIC:
+        return _decode_npz_cell(payload)
+    _, head_length = _RAW_HEAD.unpack_from(payload)
+    offset = _RAW_HEAD.size + head_length
+    head = json.loads(bytes(payload[_RAW_HEAD.size:offset]))
+    metrics = {}
+    for name, shape in head["metrics"]:
+        count = int(np.prod(shape, dtype=np.int64))
+        metrics[str(name)] = np.frombuffer(payload, "<f8", count, offset).astype(np.float64, copy=False) \
+            .reshape(shape)
+        offset += 8 * count
+    if offset != len(payload):
+        raise ValueError("the values do not fill the record")
+    return str(head["group"]), tuple(int(i) for i in head["index"]), metrics
+
+
+def _decode_npz_cell(payload):
     with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
         metrics = {key[2:]: npz[key] for key in npz.files if key.startswith("m_")}
         return str(npz["__group__"]), tuple(int(i) for i in npz["__index__"]), metrics
@@ -708,6 +751,7 @@ def _parse_journal(data, identity, schema):
                    else "has no intact hoi_fast journal header (damaged, or written by another version)")
         return JournalScan([], 0, len(data), problem)
     cells, pos = [], len(expected)
+    data = memoryview(data)  # records are checked and decoded without copying them
     while (found := _next_record(data, pos)) is not None:
         payload, end = found
         try:
@@ -863,7 +907,7 @@ def _consolidate(target, finished, warn):
         tmp = target + _CONSOLIDATING
         with _io_errors(target, "consolidating the journal into", debris=[tmp]):
             shutil.copyfile(target, tmp)
-            with h5py.File(tmp, "r+") as f:
+            with h5py.File(tmp, "r+", rdcc_nbytes=CHUNK_CACHE_BYTES, rdcc_nslots=10007) as f:
                 for group, selection in _write_cells(f, cells):
                     f[group]["done"][selection] = 1
                 if finished:
