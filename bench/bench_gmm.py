@@ -2,7 +2,7 @@
 
 Run with::
 
-    /work/venv/bin/python -m pytest bench/bench_gmm.py --benchmark-enable -p no:cacheprovider
+    python -m pytest bench/bench_gmm.py --benchmark-enable -p no:cacheprovider
 
 Fixed work: both fits start from the same k-means++ parameters and run exactly
 ``ITERS`` EM iterations (``tol=0``: ``|change| < 0`` never holds).  Our

@@ -2,7 +2,7 @@
 
 Run with::
 
-    /work/venv/bin/python -m pytest bench/bench_ngram.py --benchmark-enable -p no:cacheprovider -s
+    python -m pytest bench/bench_ngram.py --benchmark-enable -p no:cacheprovider -s
 
 Same text (the built-in corpus), same order, same smoothing family: ``mle``
 vs ``nltk.lm.MLE``, ``add-k`` (k = 1) vs ``Laplace``, ``kneser-ney`` vs
