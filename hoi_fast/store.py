@@ -77,6 +77,7 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 import re
@@ -675,7 +676,9 @@ def _decode_cell(payload):
     head = json.loads(bytes(payload[_RAW_HEAD.size:offset]))
     metrics = {}
     for name, shape in head["metrics"]:
-        count = int(np.prod(shape, dtype=np.int64))
+        if any(int(n) < 0 for n in shape):
+            raise ValueError("a negative extent")
+        count = math.prod(int(n) for n in shape)
         metrics[str(name)] = np.frombuffer(payload, "<f8", count, offset).astype(np.float64, copy=False) \
             .reshape(shape)
         offset += 8 * count

@@ -24,3 +24,27 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_setup_runs_the_main_job():
     assert "pip install . && python -m hoi_fast.grid" in readme()
+
+
+def test_readme_configuration_file_is_valid():
+    """The TOML example of "Configuration file" loads into a GridConfig (every table, every key)."""
+    import tomllib
+
+    from hoi_fast.config import GridConfig, settings_from_toml
+
+    text = readme()
+    block = text[text.index("### Configuration file"):]
+    start = block.index("```toml") + len("```toml")
+    data = tomllib.loads(block[start:block.index("```", start)])
+    assert {"grid", "gmm", "ngram", "gaussian", "categorical", "regression", "sweep"} <= set(data)
+    config = GridConfig(**settings_from_toml(data))
+    assert config.experiment_config("gmm").truth()[0].tolist() == [0.97, 0.03]
+
+
+def test_readme_names_every_builtin_experiment_and_reproduction():
+    from hoi_fast.experiments import BUILTIN
+    from hoi_fast.reproductions import REPRODUCTIONS
+
+    text = readme()
+    assert all(f"`{name}`" in text for name in BUILTIN)
+    assert all(f"`{name}`" in text for name in REPRODUCTIONS)
