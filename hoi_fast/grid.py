@@ -52,6 +52,7 @@ from hoi_fast.store import (
     lock_results,
     resolve,
     results_exist,
+    storing_seconds,
 )
 
 DEFAULT_OUT = "hoi_results.h5"
@@ -451,11 +452,13 @@ def execute(config, blocks, writer, progress, executor=None):
 PROBE_GENERATIONS = 20
 
 
-def _cell_costs(config, name):
-    """Seconds of generation 0 of a seed and of the other generations of one cell, measured warm.
+def _cell_costs(config, name, layout):
+    """Seconds of generation 0 of a seed and of the rest of one cell, measured warm.
 
     At most :data:`PROBE_GENERATIONS` generations are timed; the rest are
-    extrapolated at the measured cost per generation.
+    extrapolated at the measured cost per generation.  The rest includes what
+    the parent spends to store the cell (journal record, compression into the
+    file: :func:`hoi_fast.store.storing_seconds`), since it shares the cores.
     """
     entry = config.entry(name)
     _, values = next(config.sweep_points(name))
@@ -467,14 +470,15 @@ def _cell_costs(config, name):
         t0 = time.perf_counter()
         first = first_generation(experiment, streams)
         t1 = time.perf_counter()
-        run_cell(experiment, alpha, timed, config.regime, streams, first)
+        result = run_cell(experiment, alpha, timed, config.regime, streams, first)
         t2 = time.perf_counter()
     rest = (t2 - t1) * (config.generations - 1) / (timed - 1) if timed > 1 else 0.0
-    return t1 - t0, rest
+    scale = config.generations / timed  # stored arrays grow with the generations
+    return t1 - t0, rest + scale * storing_seconds(replace(layout, generations=timed), result)
 
 
 def estimate_seconds(config, blocks, jobs):
-    """Time one warm cell per experiment and extrapolate to ``blocks``.
+    """Time one warm cell per experiment (and storing it) and extrapolate to ``blocks``.
 
     Returns
     -------
@@ -485,7 +489,8 @@ def estimate_seconds(config, blocks, jobs):
         across its α row as the blocks share it.
     """
     with INTERRUPTS.deferred():
-        costs = {name: _cell_costs(config, name) for name in config.experiments}
+        costs = {name: _cell_costs(config, name, layout)
+                 for name, layout in zip(config.experiments, layouts_for(config))}
     work, cells = {}, {}
     for block in blocks:
         first, rest = costs[block.experiment]

@@ -854,6 +854,29 @@ def _write_run(g, prefix, seeds, cells):
         g[name][prefix + (seeds,) + tuple(slice(0, s) for s in values.shape[1:])] = values
 
 
+def storing_seconds(layout, metrics, cells=100):
+    """Seconds the writer spends on one cell like ``metrics`` (what ``--dry-run`` adds to a cell's cost).
+
+    Encodes ``cells`` journal records of one α row (at most the grid's seeds:
+    whole chunks, as a consolidation compresses them), reads them back and
+    writes them into an in-memory file of ``layout`` (same chunks and
+    compression, compressed by a flush), and returns the time per cell.
+    """
+    seeds = max(1, min(cells, layout.cell_shape[-1]))
+    prefix = (0,) * (len(layout.cell_shape) - 1)
+    with h5py.File(io.BytesIO(), "w", rdcc_nbytes=CHUNK_CACHE_BYTES, rdcc_nslots=10007) as f:
+        _create_group(f, layout)
+        start = time.perf_counter()
+        view, pos, decoded = memoryview(b"".join(_encode_cell(layout.name, prefix + (s,), metrics)
+                                                 for s in range(seeds))), 0, []
+        while (found := _next_record(view, pos)) is not None:
+            payload, pos = found
+            decoded.append(_decode_cell(payload))
+        _write_cells(f, decoded)
+        f.flush()
+        return (time.perf_counter() - start) / seeds
+
+
 def consolidate(path, finished=False, warn=None):
     """Move the journal's cells into the results file, atomically.
 
