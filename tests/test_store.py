@@ -126,3 +126,21 @@ def test_provenance_records_the_cpu_when_hoi_fast_machine_exists(tmp_path, monke
     assert found["cpu_model"] == "AMD EPYC 7B13" and found["cpu_flags"] == "avx2 fma"
     ResultsWriter(tmp_path / "r.h5", [layout()], {}).close()
     assert read_group(str(tmp_path / "r.h5"), "ngram").provenance["cpu_flags"] == "avx2 fma"
+
+
+def test_storing_seconds_measures_in_memory_and_writes_nothing(tmp_path, monkeypatch):
+    """What --dry-run adds per cell: a positive time, measured without touching the disk."""
+    from hoi_fast.store import storing_seconds
+
+    monkeypatch.chdir(tmp_path)
+    seconds = storing_seconds(layout(), {"real_bpc": np.array([1.5, 2.5]), "counts": np.ones((2, 4))})
+    assert 0 < seconds < 1 and list(tmp_path.iterdir()) == []
+
+
+def test_metric_chunks_hold_whole_cells_of_about_one_mebibyte(tmp_path):
+    from hoi_fast import store
+
+    assert store._chunks((50, 100, 20), 1) == (1, 100, 20)  # scalars: a whole α row
+    assert store._chunks((50, 100, 20, 1000), 1) == (1, 6, 20, 1000)  # 160 KB cells: 6 per chunk
+    assert store._chunks((50, 3, 100, 20, 10, 10), 2) == (1, 1, 65, 20, 10, 10)  # a sweep axis: one value
+    assert store._chunks((2, 1, 20, 10**6), 1) == (1, 1, 20, 10**6)  # a cell above 1 MiB: one per chunk
