@@ -124,13 +124,26 @@ def _find(table, mask, shift, key):
 @jit
 def _probe(table, mask, s, key):
     """:func:`_find` from ``key``'s home slot ``s``."""
+    return _locate(table, mask, s, key)[0]
+
+
+@jit
+def _locate(table, mask, s, key):
+    """``(node, slot)`` of ``key`` from its home slot ``s``: its node and slot, or -1 and the
+    empty slot where it would be inserted."""
     while True:
-        k = table[2 * s]
+        k = np.int64(table[2 * s])
         if k == key:
-            return table[2 * s + 1]
+            return np.int64(table[2 * s + 1]), s
         if k == -1:
-            return -1
+            return np.int64(-1), s
         s = (s + 1) & mask
+
+
+@jit
+def _gram_key(packed, sb, m):
+    """Key of the last ``m`` characters of ``packed`` (``sb`` bits each): them, under a marker bit."""
+    return (packed & ((np.int64(1) << (sb * m)) - 1)) | (np.int64(1) << (sb * m))
 
 
 @jit
@@ -320,16 +333,7 @@ def _fill(codes, starts, ends, order, vocab_size, max_nodes, table, bits, parent
             first, last = np.int64(-1), np.int64(-1)
             while True:
                 key = y * vocab_size + c
-                slot = _slot(key, shift)
-                found = np.int64(-1)
-                while True:
-                    k = np.int64(table[2 * slot])
-                    if k == key:
-                        found = np.int64(table[2 * slot + 1])
-                        break
-                    if k == -1:
-                        break
-                    slot = (slot + 1) & mask
+                found, slot = _locate(table, mask, _slot(key, shift), key)
                 if found >= 0:
                     if last >= 0:
                         sfx[last] = found
@@ -404,17 +408,8 @@ def _fill_packed(codes, starts, ends, order, symbol_bits, max_nodes, table, bits
             c = np.int64(codes[j])
             packed = ((packed << sb) | c) & full
             t = min(order, j - a + 1)
-            key = (packed & ((np.int64(1) << (sb * t)) - 1)) | (np.int64(1) << (sb * t))
-            slot = _slot(key, shift)
-            found = np.int64(-1)
-            while True:
-                k = table[2 * slot]
-                if k == key:
-                    found = table[2 * slot + 1]
-                    break
-                if k == -1:
-                    break
-                slot = (slot + 1) & mask
+            key = _gram_key(packed, sb, t)
+            found, slot = _locate(table, mask, _slot(key, shift), key)
             if found >= 0:  # the common case
                 cnt[found] += 1
                 continue
@@ -425,17 +420,8 @@ def _fill_packed(codes, starts, ends, order, symbol_bits, max_nodes, table, bits
             m = t
             while True:
                 if m < t:  # look the shorter gram up (the top one was looked up above)
-                    key = (packed & ((np.int64(1) << (sb * m)) - 1)) | (np.int64(1) << (sb * m))
-                    slot = _slot(key, shift)
-                    found = np.int64(-1)
-                    while True:
-                        k = table[2 * slot]
-                        if k == key:
-                            found = table[2 * slot + 1]
-                            break
-                        if k == -1:
-                            break
-                        slot = (slot + 1) & mask
+                    key = _gram_key(packed, sb, m)
+                    found, slot = _locate(table, mask, _slot(key, shift), key)
                     if found >= 0:
                         sfx[last] = found
                         break
@@ -444,8 +430,7 @@ def _fill_packed(codes, starts, ends, order, symbol_bits, max_nodes, table, bits
                 table[2 * slot] = key
                 table[2 * slot + 1] = g
                 if m > 1:  # the context: the gram of m - 1 characters ending one position earlier
-                    pk = ((packed >> sb) & ((np.int64(1) << (sb * (m - 1))) - 1)) | (np.int64(1) << (sb * (m - 1)))
-                    parent[g] = _find(table, mask, shift, pk)
+                    parent[g] = _find(table, mask, shift, _gram_key(packed >> sb, sb, m - 1))
                 else:
                     parent[g] = 0
                 char[g] = c
@@ -941,8 +926,7 @@ def score_packed(codes, starts, ends, order, vocab_size, symbol_bits, table, tab
             m = min(order, j - a + 1)
             g = np.int64(-1)
             while m > 0:
-                key = (packed & ((np.int64(1) << (sb * m)) - 1)) | (np.int64(1) << (sb * m))
-                g = _find(table, mask, shift, key)
+                g = _find(table, mask, shift, _gram_key(packed, sb, m))
                 if g >= 0:
                     break
                 m -= 1
