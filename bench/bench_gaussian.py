@@ -20,104 +20,27 @@ Run with::
 Everything runs on one BLAS thread (threadpoolctl).
 """
 
-import os
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# first: it limits BLAS to one thread before NumPy loads it
+from _step_bench import CASES, _enabled, setting, time_generation_step, time_peer, time_run_cell_generation  # noqa: F401
 
 import math  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import scipy.linalg  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from hoi_fast.experiment import first_generation, next_training_parts, real_count, run_cell  # noqa: E402
+from hoi_fast.experiment import real_count  # noqa: E402
 from hoi_fast.experiments.gaussian import GaussianConfig, GaussianExperiment  # noqa: E402
-from hoi_fast.seeding import CellStreams  # noqa: E402
-
-try:
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
 
 KEY = 3
-GOAL_SECONDS = 100e-6
-CASES = {  # name -> (regime, alpha)
-    "mix-0.9": ("mix", 0.9),
-    "mix-1.0": ("mix", 1.0),
-    "fresh-0.9": ("fresh", 0.9),
-    "accumulate-1.0": ("accumulate", 1.0),
-}
+EXPERIMENT = GaussianExperiment(GaussianConfig())  # d = 10, n = 1000, held-out 5000 + 1000, self 2000
 _OURS = {}
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-@pytest.fixture(autouse=True)
-def _enabled(request):
-    """These files only measure: without --benchmark-enable there is nothing to time."""
-    options = request.config.getoption
-    if options("benchmark_disable", False) and not options("benchmark_enable", False):
-        pytest.skip("run with --benchmark-enable")
-
-
-def one_thread():
-    return threadpool_limits(1) if threadpool_limits else _Null()
-
-
-def cpu_seconds(step, repeats=5, number=400):
-    """Best of ``repeats`` process-CPU times per call: on a shared machine the wall clock also
-    counts the time neighbours hold the core, the process clock does not."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.process_time()
-        for _ in range(number):
-            step()
-        best = min(best, (time.process_time() - t0) / number)
-    return best
-
-
-def setting():
-    experiment = GaussianExperiment(GaussianConfig())  # d = 10, n = 1000, held-out 5000 + 1000, self 2000
-    streams = CellStreams(0, KEY, 0, 0.9)
-    return experiment, streams, first_generation(experiment, streams)
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_generation_step(benchmark, case):
-    regime, alpha = CASES[case]
-    experiment, streams, first = setting()
-    rng = np.random.default_rng(1)
-    history = [first.pool]
-
-    def step():
-        if regime == "accumulate":
-            del history[2:]  # a constant amount of work: R plus one synthetic set, then this one
-        parts, _ = next_training_parts(experiment, regime, alpha, 1, first.model, history, first.pool, streams,
-                                       rng, first.model)
-        model = experiment.fit(parts, rng)
-        return experiment.metrics(model, parts, first.heldout, rng)
-
-    step()
-    with one_thread():
-        benchmark.pedantic(step, rounds=200, iterations=5, warmup_rounds=5)
-        cpu = cpu_seconds(step)
-    seconds = benchmark.stats.stats.median
-    _OURS[case] = seconds
-    benchmark.extra_info.update(dim=10, samples=1000, regime=regime, alpha=alpha,
-                                us_per_generation=seconds * 1e6, min_us=benchmark.stats.stats.min * 1e6,
-                                cpu_us_per_generation=cpu * 1e6, goal_us=GOAL_SECONDS * 1e6,
-                                within_goal=bool(cpu <= GOAL_SECONDS))
-    print(f"\ngaussian generation step ({case}): median {seconds * 1e6:.1f} us wall, min "
-          f"{benchmark.stats.stats.min * 1e6:.1f} us, {cpu * 1e6:.1f} us CPU (goal {GOAL_SECONDS * 1e6:.0f} us)")
+    time_generation_step(benchmark, "gaussian", EXPERIMENT, KEY, case, _OURS, dim=10, samples=1000)
 
 
 def peer_step(pool, heldout, tail, mean, cov, rng, alpha, self_samples, truth_mean, truth_cov):
@@ -148,7 +71,7 @@ def peer_step(pool, heldout, tail, mean, cov, rng, alpha, self_samples, truth_me
 
 
 def test_peer_step(benchmark):
-    experiment, streams, first = setting()
+    experiment, streams, first = setting(EXPERIMENT, KEY)
     c = experiment.config
     rng = np.random.default_rng(2)
     pool = first.pool.points()
@@ -157,37 +80,10 @@ def test_peer_step(benchmark):
     ours = experiment.metrics(first.model, [], first.heldout, rng)
     peer = peer_step(*args)
     assert math.isclose(peer["trace_ratio"], ours["trace_ratio"], rel_tol=0.2)  # same problem
-    with one_thread():
-        benchmark.pedantic(lambda: peer_step(*args), rounds=30, iterations=1, warmup_rounds=2)
-    seconds = benchmark.stats.stats.median
-    mine = _OURS.get("mix-0.9")
-    if mine is None:  # run alone: time ours here
-        parts, _ = next_training_parts(experiment, "mix", 0.9, 1, first.model, [first.pool], first.pool, streams,
-                                       rng, first.model)
-        t0 = time.perf_counter()
-        for _ in range(200):
-            experiment.metrics(experiment.fit(parts, rng), parts, first.heldout, rng)
-        mine = (time.perf_counter() - t0) / 200
-    benchmark.extra_info.update(dim=10, samples=1000, alpha=0.9, peer_us=seconds * 1e6, ours_us=mine * 1e6,
-                                speedup_vs_peer=seconds / mine)
-    print(f"\nNumPy/SciPy peer step: {seconds * 1e6:.0f} us; ours {mine * 1e6:.1f} us ({seconds / mine:.0f}x)")
+    time_peer(benchmark, lambda: peer_step(*args), experiment, streams, first, rng, _OURS, rounds=30,
+              dim=10, samples=1000)
 
 
 @pytest.mark.parametrize("case", ["mix-0.9", "mix-1.0"])
 def test_run_cell_generation(benchmark, case):
-    """A cell of 21 generations through run_cell; per generation = (that - a 1-generation cell) / 20."""
-    regime, alpha = CASES[case]
-    experiment, streams, first = setting()
-    cell = CellStreams(0, KEY, 0, alpha)
-    run_cell(experiment, alpha, 21, regime, cell, first)
-    with one_thread():
-        benchmark.pedantic(lambda: run_cell(experiment, alpha, 21, regime, cell, first), rounds=20, iterations=1,
-                           warmup_rounds=1)
-        single = []
-        for _ in range(20):
-            t0 = time.perf_counter()
-            run_cell(experiment, alpha, 1, regime, cell, first)
-            single.append(time.perf_counter() - t0)
-    seconds = (benchmark.stats.stats.median - float(np.median(single))) / 20
-    benchmark.extra_info.update(us_per_generation_in_run_cell=seconds * 1e6)
-    print(f"\nrun_cell per generation ({case}), loop bookkeeping included: {seconds * 1e6:.0f} us")
+    time_run_cell_generation(benchmark, EXPERIMENT, KEY, case)
