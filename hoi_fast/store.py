@@ -867,12 +867,9 @@ def storing_seconds(layout, metrics, cells=100):
     with h5py.File(io.BytesIO(), "w", rdcc_nbytes=CHUNK_CACHE_BYTES, rdcc_nslots=10007) as f:
         _create_group(f, layout)
         start = time.perf_counter()
-        view, pos, decoded = memoryview(b"".join(_encode_cell(layout.name, prefix + (s,), metrics)
-                                                 for s in range(seeds))), 0, []
-        while (found := _next_record(view, pos)) is not None:
-            payload, pos = found
-            decoded.append(_decode_cell(payload))
-        _write_cells(f, decoded)
+        journal = _journal_header("probe") + b"".join(_encode_cell(layout.name, prefix + (s,), metrics)
+                                                      for s in range(seeds))
+        _write_cells(f, _parse_journal(journal, "probe", _file_schema(f)).cells)  # as a consolidation does
         f.flush()
         return (time.perf_counter() - start) / seeds
 
