@@ -144,3 +144,45 @@ def test_metric_chunks_hold_whole_cells_of_about_one_mebibyte(tmp_path):
     assert store._chunks((50, 100, 20, 1000), 1) == (1, 6, 20, 1000)  # 160 KB cells: 6 per chunk
     assert store._chunks((50, 3, 100, 20, 10, 10), 2) == (1, 1, 65, 20, 10, 10)  # a sweep axis: one value
     assert store._chunks((2, 1, 20, 10**6), 1) == (1, 1, 20, 10**6)  # a cell above 1 MiB: one per chunk
+
+
+def test_mid_run_consolidations_keep_to_a_share_of_the_run_and_a_journal_size(tmp_path, monkeypatch):
+    """The next consolidation waits CONSOLIDATE_SECONDS, or 1/CONSOLIDATE_SHARE times the last one's
+    duration if longer; a journal of CONSOLIDATE_BYTES is moved at once (a fake clock: nothing timed)."""
+    from hoi_fast import store
+
+    clock = [1000.0]
+    monkeypatch.setattr(store.time, "monotonic", lambda: clock[0])
+    moved = []
+    real = store.consolidate
+
+    def slow_consolidate(path, finished=False, warn=None):  # each consolidation "takes" 12 s
+        moved.append(clock[0])
+        clock[0] += 12.0
+        return real(path, finished=finished, warn=warn)
+
+    monkeypatch.setattr(store, "consolidate", slow_consolidate)
+    path = tmp_path / "r.h5"
+    writer = ResultsWriter(path, [layout()], {}, flush_seconds=0)
+    moved.clear()  # (creating the file consolidates nothing: only count the writer's own)
+    cell = {"real_bpc": np.zeros(2), "counts": np.ones((2, 4))}
+
+    def write_at(t, index):
+        clock[0] = t
+        writer.write_cell("ngram", index, cell)
+
+    write_at(1000.0 + store.CONSOLIDATE_SECONDS - 1, (0, 0))
+    assert moved == []
+    write_at(1000.0 + store.CONSOLIDATE_SECONDS, (0, 1))
+    assert moved == [1030.0]  # the first: CONSOLIDATE_SECONDS after the start
+    # it took 12 s: the next one is due 12 / CONSOLIDATE_SHARE = 120 s after it ended (> 30 s)
+    write_at(1042.0 + 119.0, (0, 2))
+    assert len(moved) == 1
+    write_at(1042.0 + 120.0, (1, 0))
+    assert moved == [1030.0, 1162.0]
+    # a journal of CONSOLIDATE_BYTES is moved at once, whatever the clock
+    monkeypatch.setattr(store, "CONSOLIDATE_BYTES", 1)
+    write_at(1175.0, (1, 1))
+    assert moved == [1030.0, 1162.0, 1175.0]
+    writer.close(finished=True)
+    assert read_group(str(path), "ngram").done.sum() == 5
