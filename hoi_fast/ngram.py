@@ -140,7 +140,9 @@ class NGramModel:
         max_nodes = _max_nodes(ends - starts, order, vocab_size)
         symbol_bits = _symbol_bits(vocab_size, order)
         if symbol_bits:  # grams packed from the text key the counting table (see kernels._fill_packed)
-            key_type = np.empty(0, np.int64)
+            # int32 slots while a tagged key and every node id fit: half the table's cache footprint
+            small = symbol_bits * order < 31 and max_nodes < 2**31
+            key_type = np.empty(0, np.int32 if small else np.int64)
         else:
             key_type = np.empty(0, np.int32 if max_nodes * vocab_size < 2**31 else np.int64)
         n, table, bits, parent, char, depth, sfx, cnt = _k.build(
@@ -149,8 +151,9 @@ class NGramModel:
             raise ValueError(f"the training text has {n} distinct n-grams of order <= {order}; "
                              "at most 2**30 are supported: train on less text or a lower order")
         parent, char, depth, sfx, cnt = (a[:n] for a in (parent, char, depth, sfx, cnt))
+        self._cumulative = _k.cumulative_rows(self._sid, discount)
         cont, rec, rows, row_after = _k.finalize(n, order, vocab_size, self._sid, k, discount,
-                                                 parent, char, depth, sfx, cnt)
+                                                 parent, char, depth, sfx, cnt, self._cumulative)
         self._n_nodes = n
         self._parent, self._char, self._depth, self._cont, self._cnt = parent, char, depth, cont, cnt
         if symbol_bits:
@@ -318,10 +321,11 @@ class NGramModel:
         out = np.empty(n, np.int32)
         if temperature == 1.0 and top_k == 0 and top_p == 1.0:
             _sampler.sample(ctx, n, rng, self.order, self.vocab_size, self._sid, self.k, self._tables,
-                      self._rows, self._row_after, out)
+                            self._rows, self._row_after, self._cumulative, out)
         else:
             _sampler.sample_biased(ctx, n, rng, self.order, self.vocab_size, self._sid, self.k,
-                             temperature, top_k, top_p, self._tables, self._rows, self._row_after, out)
+                                   temperature, top_k, top_p, self._tables, self._rows, self._row_after,
+                                   self._cumulative, out)
         return out
 
     def __repr__(self):
@@ -331,6 +335,10 @@ class NGramModel:
 
 def summarize(logp):
     """:class:`BitsPerChar` of natural-log probabilities (``-inf`` = unseen)."""
+    total = float(logp.sum())
+    if math.isfinite(total):  # every position seen (always so but for mle): no mask, the same sum
+        n = int(logp.shape[0])
+        return BitsPerChar(-total / (n * math.log(2.0)) if n else float("nan"), n, 0)
     seen = np.isfinite(logp)
     n_seen = int(seen.sum())
     bpc = -float(logp[seen].sum()) / (n_seen * math.log(2.0)) if n_seen else float("nan")

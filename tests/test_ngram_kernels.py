@@ -358,6 +358,61 @@ def test_packed_counting_and_scoring_equal_the_trie_walk(order):
 
 # -- bit-identity with the engine before the speed work (commit 7a4877d) ----------
 
+def _one_row(weights, cumulative):
+    """A rows array holding one row (header, then entries) of ``weights``."""
+    from hoi_fast.kernels.ngram import ROW
+    rows = np.zeros(len(weights) + 1, ROW)
+    rows[0]["weight"], rows[0]["link"] = weights.sum() + 1.0, len(weights) + 1
+    rows["symbol"][1:] = np.arange(len(weights))
+    rows["weight"][1:] = np.cumsum(weights) if cumulative else weights
+    return rows
+
+
+@pytest.mark.parametrize("length", [0, 1, 3, 9, 10, 40, 96])
+def test_cumulative_scan_finds_the_entry_sequential_subtraction_finds(length):
+    """Weights that are multiples of 2**-8 (zeros too): comparing u with the running sums (linear or by
+    bisection) gives the entry, or the back-off (-1), that subtracting the weights one by one gives."""
+    from hoi_fast.kernels.ngram_sample import _scan
+    rng = np.random.default_rng(length)
+    for trial in range(60):
+        weights = rng.integers(0, 4 * 257, length) * 0.25 * (rng.random(length) < 0.8)
+        weights[rng.random(length) < 0.3] -= 0.75  # kneser-ney's w - D
+        weights = np.maximum(weights, 0.0) * (1.0 if trial % 2 else 1 / 64)
+        seq, cum = _one_row(weights, False), _one_row(weights, True)
+        total = weights.sum()
+        edges = np.concatenate([np.cumsum(weights), [0.0, total]])
+        us = np.concatenate([rng.random(50) * (total + 1.0), edges, np.nextafter(edges, -1.0).clip(0.0)])
+        for u in us:
+            assert _scan(u, 0, cum, True) == _scan(u, 0, seq, False), (u, weights)
+
+
+def test_cumulative_rows_only_where_every_partial_sum_is_exact():
+    kn, addk, mle = kernels.KNESER_NEY, kernels.ADD_K, kernels.MLE
+    assert kernels.cumulative_rows(kn, 0.75) and kernels.cumulative_rows(kn, 0.5)
+    assert kernels.cumulative_rows(kn, 3 / 256) and not kernels.cumulative_rows(kn, 1 / 512)
+    assert not kernels.cumulative_rows(kn, 0.6) and not kernels.cumulative_rows(kn, 0.1)
+    assert kernels.cumulative_rows(addk, 0.6) and kernels.cumulative_rows(mle, 0.1)
+
+
+@pytest.mark.parametrize("smoothing,discount", [("kneser-ney", 0.75), ("kneser-ney", 0.5),
+                                                ("kneser-ney", 0.875), ("add-k", 0.75), ("mle", 0.75)])
+def test_cumulative_rows_sample_the_very_streams_of_weight_rows(smoothing, discount, real_codes, monkeypatch):
+    """The same model with running sums and with plain weights (the other discounts' form) draws the
+    same exact and biased streams and leaves the generator in the same state."""
+    train, _, vocab = real_codes
+    codes, starts, ends = ngram._join([train[:2000], train[2100:3000]])
+    fast = ngram.NGramModel(codes, starts, ends, 4, smoothing, vocab, 0.3, discount)
+    monkeypatch.setattr(kernels, "cumulative_rows", lambda smoothing, discount: False)
+    plain = ngram.NGramModel(codes, starts, ends, 4, smoothing, vocab, 0.3, discount)
+    assert fast._cumulative and not plain._cumulative
+    assert not np.array_equal(fast._rows["weight"], plain._rows["weight"])
+    for bias in ({}, dict(top_k=5), dict(top_p=0.8), dict(temperature=0.7)):
+        ra, rb = np.random.default_rng(11), np.random.default_rng(11)
+        ctx = train[:3]
+        np.testing.assert_array_equal(fast._sample(3000, ra, ctx, **bias), plain._sample(3000, rb, ctx, **bias))
+        assert ra.bit_generator.state == rb.bit_generator.state
+
+
 GOLDEN = pathlib.Path(__file__).with_name("data") / "ngram_golden.json"
 
 

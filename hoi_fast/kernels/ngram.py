@@ -383,10 +383,13 @@ def _fill_packed(codes, starts, ends, order, symbol_bits, max_nodes, table, bits
     absent gram is inserted exactly as :func:`_fill` does (longest first,
     each the suffix link of the one before; its context is the gram one
     shorter ending one position earlier, found by its packed key), so the
-    nodes, their numbering and the counts are the same.
+    nodes, their numbering and the counts are the same.  The context of
+    each inserted gram (the gram one shorter ending one position earlier)
+    is read from the previous position's top gram and its suffix chain, one
+    step per inserted node, instead of a second hash look-up.
 
-    ``state`` is ``(segment, position)`` to resume from.  Returns the new
-    number of nodes.
+    ``state`` is ``(segment, position, top gram ending before it, its
+    length)`` to resume from.  Returns the new number of nodes.
     """
     cap = np.int64(1) << bits
     mask = cap - 1
@@ -397,10 +400,12 @@ def _fill_packed(codes, starts, ends, order, symbol_bits, max_nodes, table, bits
     sb = np.int64(symbol_bits)
     full = (np.int64(1) << (sb * order)) - 1
     j0 = state[1]
+    prev, prev_len = state[2], state[3]  # the top gram ending at j - 1 (a resumed position's)
     for s in range(state[0], starts.shape[0]):
         a = starts[s]
-        if j0 < a:
+        if j0 <= a:
             j0 = a
+            prev, prev_len = np.int64(0), np.int64(0)
         packed = np.int64(0)
         for i in range(max(a, j0 - order + 1), j0):  # the characters before a resumed position
             packed = ((packed << sb) | codes[i]) & full
@@ -412,11 +417,15 @@ def _fill_packed(codes, starts, ends, order, symbol_bits, max_nodes, table, bits
             found, slot = _locate(table, mask, _slot(key, shift), key)
             if found >= 0:  # the common case
                 cnt[found] += 1
+                prev, prev_len = found, t
                 continue
             if n_nodes + t > room:
-                state[0], state[1] = s, j
+                state[0], state[1], state[2], state[3] = s, j, prev, prev_len
                 return n_nodes
             first, last = np.int64(-1), np.int64(-1)
+            # the context of the top gram: t - 1 characters ending at j - 1,
+            # prev itself or its suffix (prev_len is t - 1 or t)
+            ctx = prev if prev_len < t else np.int64(sfx[prev])
             m = t
             while True:
                 if m < t:  # look the shorter gram up (the top one was looked up above)
@@ -429,10 +438,7 @@ def _fill_packed(codes, starts, ends, order, symbol_bits, max_nodes, table, bits
                 n_nodes += 1
                 table[2 * slot] = key
                 table[2 * slot + 1] = g
-                if m > 1:  # the context: the gram of m - 1 characters ending one position earlier
-                    parent[g] = _find(table, mask, shift, _gram_key(packed >> sb, sb, m - 1))
-                else:
-                    parent[g] = 0
+                parent[g] = ctx  # the gram of m - 1 characters ending one position earlier
                 char[g] = c
                 depth[g] = m
                 if last >= 0:
@@ -444,7 +450,9 @@ def _fill_packed(codes, starts, ends, order, symbol_bits, max_nodes, table, bits
                     sfx[g] = 0
                     break
                 m -= 1
+                ctx = sfx[ctx]
             cnt[first] += 1
+            prev, prev_len = first, t
         j0 = np.int64(-1)
     state[0] = starts.shape[0]
     return n_nodes
@@ -550,7 +558,7 @@ def build(codes, starts, ends, order, vocab_size, max_nodes, key_type, symbol_bi
 
 
 @jit
-def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, depth, sfx, cnt):
+def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, depth, sfx, cnt, cumulative):
     """Smoothing-ready tables of a built trie.
 
     Parameters
@@ -559,6 +567,9 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
     k, discount : float
     parent, char, depth, sfx, cnt : ndarray, shape (n_nodes,), int64
         From :func:`build`.
+    cumulative : bool
+        Store each row's running sums of sampling weights instead of the
+        weights (:func:`cumulative_rows` says when that is exact).
 
     Returns
     -------
@@ -583,7 +594,8 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
         sampling (``tot_kn`` for kneser-ney, else ``tot_raw``), then one
         record per child ``g`` (in order of first occurrence) holding its
         sampling weight (``max(w(g) - D, 0)`` for kneser-ney, else
-        ``C(g)``), ``row_after[g]`` and its character.
+        ``C(g)``; with ``cumulative``, the sum of the weights of the row's
+        entries up to and including it), ``row_after[g]`` and its character.
         ``R = #contexts + n_nodes - 1``.
     row_after : ndarray, shape (n_nodes,), int64
         The row to draw from once gram ``g`` ends the history: ``g``'s own
@@ -603,7 +615,10 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
     nfol_kn = np.zeros(n_nodes, np.int64)
     n_children = np.zeros(n_nodes, np.int64)
     w[0] = 0
+    n_contexts = 1  # the root
     for g in range(1, n_nodes):
+        if depth[g] < order:
+            n_contexts += 1
         wg = cnt[g] if depth[g] == order else cont[g]
         w[g] = wg
         p = parent[g]
@@ -632,9 +647,26 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
         _interpolate(n_nodes, order, vocab_size, parent, depth, sfx, rec)
     else:
         rec[:, 2] = 0.0
-    rows, row_after = _pack_rows(n_nodes, order, smoothing, discount, char, depth, sfx, cnt, parent, w,
-                                 tot_kn if smoothing == KNESER_NEY else tot_raw, n_children)
+    rows, row_after = _pack_rows(n_nodes, n_contexts, order, smoothing, discount, char, depth, sfx, cnt, parent, w,
+                                 tot_kn if smoothing == KNESER_NEY else tot_raw, n_children, cumulative)
     return cont, rec, rows, row_after
+
+
+def cumulative_rows(smoothing, discount):
+    """True when a row's running sums of sampling weights are exact, so a draw may compare against them.
+
+    Sampling inverts a row by subtracting its weights from ``u`` in row order
+    (:func:`hoi_fast.kernels.ngram_sample._scan`).  When every weight is a
+    multiple of 2**-8 (counts; kneser-ney's ``max(w - D, 0)`` when ``256 D``
+    is an integer, as for the default D = 0.75) and ``u`` and the sums stay
+    below 2**44, every subtraction that leaves ``u >= 0`` is exact, so
+    ``u`` runs out at the first entry whose running sum exceeds it: the
+    same entry, found by comparisons (and a whole row's back-off by one).
+    For any other discount the weights are stored as they are and
+    subtracted one by one, as always.
+    """
+    return smoothing != KNESER_NEY or float(discount * 256.0).is_integer()
+
 
 
 @jit
@@ -648,37 +680,54 @@ def _interpolate(n_nodes, order, vocab_size, parent, depth, sfx, rec):
     walk every level.
     """
     rec[0, 2] = 1.0 / vocab_size
-    for m in range(1, order + 1):  # depth by depth: sfx[g] is one shallower than g
-        for g in range(1, n_nodes):
-            if depth[g] == m:
-                rec[g, 2] = rec[g, 0] + rec[parent[g], 1] * rec[sfx[g], 2]
+    # Counting inserts the new grams ending at a position as one run of
+    # consecutive nodes, longest first, each the suffix link of the one before
+    # and the last linked to an older node: a run read backwards has every
+    # suffix ready, in one pass.  Any other numbering: depth by depth.
+    g = 1
+    while g < n_nodes:
+        end = g
+        while end + 1 < n_nodes and sfx[end] == end + 1:
+            end += 1
+        if sfx[end] >= g:
+            break
+        for x in range(end, g - 1, -1):
+            rec[x, 2] = rec[x, 0] + rec[parent[x], 1] * rec[sfx[x], 2]
+        g = end + 1
+    if g < n_nodes:
+        for m in range(1, order + 1):  # sfx[g] is one shallower than g
+            for x in range(1, n_nodes):
+                if depth[x] == m:
+                    rec[x, 2] = rec[x, 0] + rec[parent[x], 1] * rec[sfx[x], 2]
 
 
 @jit
-def _pack_rows(n_nodes, order, smoothing, discount, char, depth, sfx, cnt, parent, w, total, n_children):
-    """:func:`finalize`'s ``rows`` and ``row_after`` (contexts in node order)."""
+def _pack_rows(n_nodes, n_contexts, order, smoothing, discount, char, depth, sfx, cnt, parent, w, total,
+               n_children, cumulative):
+    """:func:`finalize`'s ``rows`` and ``row_after`` (contexts, the ``n_contexts`` nodes of depth < ``order``,
+    in node order; entries hold running sums with ``cumulative``)."""
     row_after = np.empty(n_nodes, np.int64)
-    size = 0
-    for g in range(n_nodes):
-        if depth[g] < order:
-            row_after[g] = size
-            size += 1 + n_children[g]
-    for g in range(n_nodes):
-        if depth[g] == order:
-            row_after[g] = row_after[sfx[g]]
-    rows = np.empty(size, ROW)
+    rows = np.empty(n_contexts + n_nodes - 1, ROW)  # a header per context, a record per node but the root
     fill = np.empty(n_nodes, np.int64)  # next free record of each context's row
-    for h in range(n_nodes):
+    o = 0
+    for h in range(n_nodes):  # headers
         if depth[h] < order:
-            o = row_after[h]
+            row_after[h] = o
             rows[o].weight = total[h]
             rows[o].link = o + 1 + n_children[h]
             rows[o].symbol = h
             fill[h] = o + 1
-    for g in range(1, n_nodes):
-        e = fill[parent[g]]
-        fill[parent[g]] = e + 1
-        rows[e].weight = max(w[g] - discount, 0.0) if smoothing == KNESER_NEY else cnt[g]
+            o += 1 + n_children[h]
+    for g in range(1, n_nodes):  # entries (a top gram's row is its suffix's, a context's, set above)
+        if depth[g] == order:
+            row_after[g] = row_after[sfx[g]]
+        p = parent[g]
+        e = fill[p]
+        fill[p] = e + 1
+        weight = max(w[g] - discount, 0.0) if smoothing == KNESER_NEY else float(cnt[g])
+        if cumulative and e > row_after[p] + 1:  # a row's entries are filled in order
+            weight += rows[e - 1].weight
+        rows[e].weight = weight
         rows[e].link = row_after[g]
         rows[e].symbol = char[g]
     return rows, row_after

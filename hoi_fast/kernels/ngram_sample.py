@@ -26,18 +26,43 @@ _BLOCK = 1024  # uniforms drawn ahead at a time by :func:`sample` (8 KiB: stays 
 
 
 @jit
-def _scan(u, o, rows):
+def _scan(u, o, rows, cumulative):
     """Entry of row ``o`` where ``u`` runs out, subtracting weights in row order.
 
     Returns -1 if ``u`` outlasts every entry (the caller's back-off branch).
-    With integer weights (counts) every subtraction is exact, so this is
-    inversion of the row's cumulative counts.
+    With ``cumulative`` rows (:func:`hoi_fast.kernels.ngram.cumulative_rows`:
+    the weights' running sums, where every subtraction would be exact) that
+    entry is the first whose running sum exceeds ``u``: the last entry
+    tells a back-off at once, and a long row is searched by bisection.
     """
-    for e in range(o + 1, rows[o].link):
-        u -= rows[e].weight
-        if u < 0:
+    end = rows[o].link
+    if not cumulative:
+        for e in range(o + 1, end):
+            u -= rows[e].weight
+            if u < 0:
+                return e
+        return -1
+    if end == o + 1 or u >= rows[end - 1].weight:
+        return -1
+    lo, hi = o + 1, end - 1  # the entry is in [lo, hi]
+    while hi - lo > 8:
+        mid = (lo + hi) >> 1
+        if rows[mid].weight > u:
+            hi = mid
+        else:
+            lo = mid + 1
+    for e in range(lo, hi):
+        if u < rows[e].weight:
             return e
-    return -1
+    return hi
+
+
+@jit
+def _entry_weight(rows, o, e, cumulative):
+    """The sampling weight of entry ``e`` of row ``o`` (exact: see :func:`_scan`)."""
+    if cumulative and e > o + 1:
+        return rows[e].weight - rows[e - 1].weight
+    return rows[e].weight
 
 
 @jit
@@ -68,7 +93,7 @@ def _refill(rng, buf, used, drawn, m):
 
 
 @jit
-def sample(context, n, rng, order, vocab_size, smoothing, k, tables, rows, row_after, out):
+def sample(context, n, rng, order, vocab_size, smoothing, k, tables, rows, row_after, cumulative, out):
     """Sample ``n`` characters as one continuous stream after ``context``.
 
     Parameters
@@ -84,6 +109,8 @@ def sample(context, n, rng, order, vocab_size, smoothing, k, tables, rows, row_a
         As in :func:`score`.
     rows, row_after : ndarray
         From :func:`finalize`.
+    cumulative : bool
+        The rows hold running sums (see :func:`_scan`).
     out : ndarray, shape (n,), int32
         Output codes.
 
@@ -120,15 +147,15 @@ def sample(context, n, rng, order, vocab_size, smoothing, k, tables, rows, row_a
         if drawn < need:
             break
         i, o, h, d, used = _walk(None, buf, used, drawn, drawn - need, i, n, o, h, d, order, vocab_size,
-                                 smoothing, kv, tables, rows, row_after, out)
+                                 smoothing, kv, tables, rows, row_after, cumulative, out)
     _walk(rng, buf, used, drawn, _NO_STOP, i, n, o, h, d, order, vocab_size, smoothing, kv, tables, rows,
-          row_after, out)
+          row_after, cumulative, out)
     return out
 
 
 @jit
 def _walk(source, buf, used, drawn, stop, i, n, o, h, d, order, vocab_size, smoothing, kv, tables, rows,
-          row_after, out):
+          row_after, cumulative, out):
     """Characters ``i, i + 1, ...`` of :func:`sample` while ``i < n`` and ``used <= stop``.
 
     Uniforms come from ``buf[used:drawn]`` (then from ``source``, see
@@ -150,7 +177,7 @@ def _walk(source, buf, used, drawn, stop, i, n, o, h, d, order, vocab_size, smoo
                     break
             else:
                 u *= rows[o].weight
-            e = _scan(u, o, rows)
+            e = _scan(u, o, rows, cumulative)
             if e < 0:
                 break
             used += 1
@@ -169,14 +196,14 @@ def _walk(source, buf, used, drawn, stop, i, n, o, h, d, order, vocab_size, smoo
             u = _uniform(source, buf, used, drawn) * (t + kv)
             used += 1
             if u < t:
-                e = _scan(u, o, rows)
+                e = _scan(u, o, rows, cumulative)
         else:
             # kneser-ney: every row from the deepest down; mle: the first nonempty one
             while True:
                 ox = row_after[x]
                 t = rows[ox].weight
                 if t > 0:
-                    e = _scan(_uniform(source, buf, used, drawn) * t, ox, rows)
+                    e = _scan(_uniform(source, buf, used, drawn) * t, ox, rows, cumulative)
                     used += 1
                     if e >= 0 or smoothing == MLE:
                         break
@@ -214,7 +241,7 @@ def _walk(source, buf, used, drawn, stop, i, n, o, h, d, order, vocab_size, smoo
 
 
 @jit
-def _dense_probs(prev, order, vocab_size, smoothing, k, rec, rows, row_after, p):
+def _dense_probs(prev, order, vocab_size, smoothing, k, rec, rows, row_after, cumulative, p):
     """Fill ``p`` (shape (V,)) with ``p(. | context)`` read from the sampling rows (the same formulas)."""
     if smoothing == KNESER_NEY:
         p[:] = 1.0 / vocab_size
@@ -226,7 +253,7 @@ def _dense_probs(prev, order, vocab_size, smoothing, k, rec, rows, row_after, p)
             p *= rec[h, 1]
             t = rows[o].weight
             for e in range(o + 1, rows[o].link):
-                p[rows[e].symbol] += rows[e].weight / t
+                p[rows[e].symbol] += _entry_weight(rows, o, e, cumulative) / t
     elif smoothing == ADD_K:
         h = prev[order - 1]
         o = row_after[h] if h >= 0 else -1
@@ -235,7 +262,7 @@ def _dense_probs(prev, order, vocab_size, smoothing, k, rec, rows, row_after, p)
         p[:] = k / denom
         if o >= 0:
             for e in range(o + 1, rows[o].link):
-                p[rows[e].symbol] = (rows[e].weight + k) / denom
+                p[rows[e].symbol] = (_entry_weight(rows, o, e, cumulative) + k) / denom
     else:
         p[:] = 0.0
         for lev in range(order, 0, -1):
@@ -244,7 +271,7 @@ def _dense_probs(prev, order, vocab_size, smoothing, k, rec, rows, row_after, p)
             if o >= 0 and rows[o].weight > 0:
                 t = rows[o].weight
                 for e in range(o + 1, rows[o].link):
-                    p[rows[e].symbol] = rows[e].weight / t
+                    p[rows[e].symbol] = _entry_weight(rows, o, e, cumulative) / t
                 return
 
 
@@ -298,7 +325,7 @@ def _temper(q, inv_t):
 
 @jit
 def sample_biased(context, n, rng, order, vocab_size, smoothing, k, temperature, top_k, top_p,
-                  tables, rows, row_after, out):
+                  tables, rows, row_after, cumulative, out):
     """Sample ``n`` characters from ``p(c | h) ** (1 / temperature)``, truncated and renormalised.
 
     Per character: the model's full next-character distribution (as
@@ -317,7 +344,7 @@ def sample_biased(context, n, rng, order, vocab_size, smoothing, k, temperature,
     q = np.empty(vocab_size, np.float64)
     inv_t = 1.0 / temperature
     for i in range(n):
-        _dense_probs(prev, order, vocab_size, smoothing, k, rec, rows, row_after, q)
+        _dense_probs(prev, order, vocab_size, smoothing, k, rec, rows, row_after, cumulative, q)
         if inv_t != 1.0:
             _temper(q, inv_t)
         _truncate(q, top_k, top_p)
