@@ -65,11 +65,11 @@ def cell():
 
 
 def test_unchanged(benchmark, cell):
-    benchmark.pedantic(ngram_step.generation, args=cell, rounds=40, iterations=1, warmup_rounds=3)
+    benchmark.pedantic(ngram_step.generation, args=cell, rounds=300, iterations=1, warmup_rounds=5)
 
 
 def test_planted(benchmark, cell):
-    benchmark.pedantic(ngram_step.planted, args=cell, rounds=40, iterations=1, warmup_rounds=3)
+    benchmark.pedantic(ngram_step.planted, args=cell, rounds=300, iterations=1, warmup_rounds=5)
 """
 
 
@@ -80,7 +80,7 @@ def _git(repo, *args):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python bench/planted_slowdown.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per tree")
+    p.add_argument("--rounds", type=int, default=9, help="interleaved rounds per tree")
     p.add_argument("--threshold", type=float, default=0.15, help="allowed slowdown (0.15 = 15%%)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
