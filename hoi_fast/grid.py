@@ -17,6 +17,7 @@ import os
 import shlex
 import signal
 import shutil
+import statistics
 import sys
 import threading
 import time
@@ -36,7 +37,7 @@ from hoi_fast.config import (
     load_toml,
 )
 from hoi_fast._validate import ConfigError
-from hoi_fast.executors import EXECUTORS, open_executor
+from hoi_fast.executors import EXECUTORS, local_pool, open_executor
 from hoi_fast.experiment import REGIMES, ExperimentError, cell_metric_specs, first_generation, run_cell
 from hoi_fast.runner import BLOCK_CELLS, Block, make_experiment, run_block
 from hoi_fast.seeding import CellStreams
@@ -450,10 +451,14 @@ def execute(config, blocks, writer, progress, executor=None):
 
 #: Generations a dry run times per cell; longer cells are extrapolated linearly.
 PROBE_GENERATIONS = 20
+#: Warm timings of that cell per experiment; the median counts (one cell caught in a
+#: neighbour's burst made single-timing estimates 30-50% high on a shared machine).
+PROBE_ROUNDS = 3
 
 
 def _cell_costs(config, name, layout):
-    """Seconds of generation 0 of a seed and of the rest of one cell, measured warm.
+    """Seconds of generation 0 of a seed and of the rest of one cell, measured warm (median of
+    :data:`PROBE_ROUNDS` timings).
 
     At most :data:`PROBE_GENERATIONS` generations are timed; the rest are
     extrapolated at the measured cost per generation.  The rest includes what
@@ -466,19 +471,43 @@ def _cell_costs(config, name, layout):
     alpha = config.alphas[len(config.alphas) // 2]
     streams = CellStreams(config.root_seed, entry.stream_key, 0, alpha, tuple(values.values()))
     timed = min(config.generations, PROBE_GENERATIONS)
-    for _ in range(2):  # the first round compiles (JIT) and loads data
+    firsts, rests = [], []
+    for _ in range(1 + PROBE_ROUNDS):  # the first round compiles (JIT) and loads data
         t0 = time.perf_counter()
         first = first_generation(experiment, streams)
         t1 = time.perf_counter()
         result = run_cell(experiment, alpha, timed, config.regime, streams, first)
         t2 = time.perf_counter()
-    rest = (t2 - t1) * (config.generations - 1) / (timed - 1) if timed > 1 else 0.0
+        firsts.append(t1 - t0)
+        rests.append(t2 - t1)
+    first_seconds, cell_seconds = statistics.median(firsts[1:]), statistics.median(rests[1:])
+    rest = cell_seconds * (config.generations - 1) / (timed - 1) if timed > 1 else 0.0
     scale = config.generations / timed  # stored arrays grow with the generations
-    return t1 - t0, rest + scale * storing_seconds(replace(layout, generations=timed), result)
+    return first_seconds, rest + scale * storing_seconds(replace(layout, generations=timed), result)
+
+
+def _costs_side_by_side(calls, workers):
+    """:func:`_cell_costs` of each call, timed in ``workers`` worker processes at once (median of them).
+
+    Workers of a run share the machine's caches and memory bandwidth (and, on
+    a virtual machine, often a physical core): each of two measured 1.1-1.4x
+    the time of one alone.  So the probe cells run side by side, as the run's
+    would, and the estimate carries that cost.
+    """
+    with local_pool(workers) as pool:
+        futures = [[pool.submit(_cell_costs, *call) for _ in range(workers)] for call in calls]
+        costs = {}
+        for call, copies in zip(calls, futures):
+            measured = [f.result() for f in copies]
+            costs[call[1]] = tuple(statistics.median(m[i] for m in measured) for i in (0, 1))
+    return costs
 
 
 def estimate_seconds(config, blocks, jobs):
     """Time one warm cell per experiment (and storing it) and extrapolate to ``blocks``.
+
+    With two or more jobs the cells are timed in that many workers at once
+    (:func:`_costs_side_by_side`).
 
     Returns
     -------
@@ -488,9 +517,13 @@ def estimate_seconds(config, blocks, jobs):
         Estimated seconds of one cell of each experiment, generation 0 shared
         across its α row as the blocks share it.
     """
+    calls = [(config, name, layout) for name, layout in zip(config.experiments, layouts_for(config))]
+    workers = min(jobs, len(blocks))
     with INTERRUPTS.deferred():
-        costs = {name: _cell_costs(config, name, layout)
-                 for name, layout in zip(config.experiments, layouts_for(config))}
+        if workers > 1:
+            costs = _costs_side_by_side(calls, workers)
+        else:
+            costs = {call[1]: _cell_costs(*call) for call in calls}
     work, cells = {}, {}
     for block in blocks:
         first, rest = costs[block.experiment]
