@@ -2,11 +2,11 @@
 
 Usage::
 
-    python bench/planted_slowdown.py [--rounds 3] [--threshold 0.15]
+    python bench/planted_slowdown.py [--rounds 9] [--threshold 0.15]
 
 Builds a throw-away git project whose benchmark times one n-gram generation
-step at the defaults (generation 0 shared, as the grid runs it) twice: as it
-is (``test_unchanged``) and with a planted slowdown (``test_planted``: the
+step at the defaults (generation 0 shared, as the grid runs it), 300 rounds
+each, twice: as it is (``test_unchanged``) and with a planted slowdown (``test_planted``: the
 step spins for a quarter of its own CPU time, so the slowdown stays 25%
 however loaded the machine is).  It commits that project, plants the
 slowdown in the working tree and runs ``bench/regress.py --stat min --timer
