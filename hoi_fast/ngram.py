@@ -157,7 +157,8 @@ class NGramModel:
         self._n_nodes = n
         self._parent, self._char, self._depth, self._cont, self._cnt = parent, char, depth, cont, cnt
         if symbol_bits:
-            index, index_bits = _k.child_index_from_nodes(n, order, parent, char, vocab_size)
+            index_type = np.empty(0, np.int32 if n * vocab_size < 2**31 else np.int64)
+            index, index_bits = _k.child_index_from_nodes(n, order, parent, char, vocab_size, index_type)
             # the counting table, keyed by packed grams, scores kneser-ney (kernels.score_packed)
             self._packed = (symbol_bits, table, bits)
         else:

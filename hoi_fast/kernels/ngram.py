@@ -153,42 +153,63 @@ def _filter_bit(key, bits):
 
 
 @jit
+def _filter_words(index, bits):
+    """Words of the filter of an index of ``2 ** bits`` slots: 8 bits per slot, words of ``index``'s dtype."""
+    return (np.int64(8) << bits) // (index.itemsize * 8)
+
+
+@jit
+def _filter_set(index, base, f):
+    """Set bit ``f`` of the filter starting at ``index[base]``."""
+    wb = index.itemsize * 8
+    index[base + f // wb] |= np.int64(1) << (f % wb)
+
+
+@jit
+def _filter_has(index, base, f):
+    """Bit ``f`` of the filter starting at ``index[base]``."""
+    wb = index.itemsize * 8
+    return (np.int64(index[base + f // wb]) >> (f % wb)) & 1
+
+
+@jit
 def child_index(table, bits, n_nodes, parent, char, vocab_size):
     """The final hash table (``bits``, see :func:`build`) with two look-up aids appended.
 
     Returns
     -------
-    ndarray, shape (2 * 2 ** bits + 2 ** (bits - 3) + vocab_size,), int64
+    ndarray, shape (2 * 2 ** bits + 2 ** (bits + 3) / w + vocab_size,), dtype of ``table``
         ``table``, then a filter of ``2 ** (bits + 3)`` bits (8 per slot, in
-        int64 words) where bit :func:`_filter_bit` of every stored key is
-        set, so a clear bit proves a gram absent without touching the table,
-        then the node of the 1-gram of each symbol (-1 if it never occurs).
-        One array, so the look-up (:func:`_child`) takes one array argument
-        and stays small enough for LLVM to inline into the per-character
-        loops.
+        words of w = 32 or 64 bits, the table's dtype) where bit
+        :func:`_filter_bit` of every stored key is set, so a clear bit
+        proves a gram absent without touching the table, then the node of
+        the 1-gram of each symbol (-1 if it never occurs).  One array, so
+        the look-up (:func:`_child`) takes one array argument and stays
+        small enough for LLVM to inline into the per-character loops.
     """
     cap = np.int64(1) << bits
     base = 2 * cap
-    index = np.zeros(base + cap // 8 + vocab_size, np.int64)
+    words = _filter_words(table, bits)
+    index = np.zeros(base + words + vocab_size, table.dtype)
     index[:base] = table
-    uni = base + cap // 8
+    uni = base + words
     index[uni:] = -1
     for g in range(1, n_nodes):
         if parent[g] == 0:
             index[uni + char[g]] = g
-        f = _filter_bit(parent[g] * vocab_size + char[g], bits)
-        index[base + (f >> 6)] |= np.int64(1) << (f & 63)
+        _filter_set(index, base, _filter_bit(np.int64(parent[g]) * vocab_size + char[g], bits))
     return index
 
 
 @jit
-def child_index_from_nodes(n_nodes, order, parent, char, vocab_size):
+def child_index_from_nodes(n_nodes, order, parent, char, vocab_size, key_type):
     """``(index, bits)`` as :func:`child_index`, with the table built from the nodes themselves.
 
     For a trie counted by :func:`_fill_packed`, whose hash table is keyed by
     packed grams: every node ``g >= 1`` is inserted under ``parent * V +
     char``.  The slots a key lands in depend on the order of insertion, the
-    answers of :func:`_child` do not.
+    answers of :func:`_child` do not.  ``key_type`` (shape (0,)) gives the
+    dtype: int32 (half the memory) when every key and node id fits.
     """
     bits = 10
     while (np.int64(1) << bits) < 2 * (n_nodes + order):
@@ -197,17 +218,17 @@ def child_index_from_nodes(n_nodes, order, parent, char, vocab_size):
     mask = cap - 1
     shift = 64 - bits
     base = 2 * cap
-    index = np.empty(base + cap // 8 + vocab_size, np.int64)
+    words = _filter_words(key_type, bits)
+    index = np.empty(base + words + vocab_size, key_type.dtype)
     index[:base] = -1
-    index[base:base + cap // 8] = 0
-    uni = base + cap // 8
+    index[base:base + words] = 0
+    uni = base + words
     index[uni:] = -1
     for g in range(1, n_nodes):
         key = np.int64(parent[g]) * vocab_size + char[g]
         if parent[g] == 0:
             index[uni + char[g]] = g
-        f = _filter_bit(key, bits)
-        index[base + (f >> 6)] |= np.int64(1) << (f & 63)
+        _filter_set(index, base, _filter_bit(key, bits))
         t = _slot(key, shift)
         while index[2 * t] != -1:
             t = (t + 1) & mask
@@ -229,10 +250,10 @@ def _child(y, c, vocab_size, index, bits):
     """
     cap = np.int64(1) << bits
     if y == 0:
-        return index[2 * cap + cap // 8 + c]
+        return np.int64(index[2 * cap + _filter_words(index, bits) + c])
     key = y * vocab_size + c
     f = _filter_bit(key, bits)
-    if not (index[2 * cap + (f >> 6)] >> (f & 63)) & 1:
+    if not _filter_has(index, 2 * cap, f):
         return np.int64(-1)
     return _probe(index, cap - 1, f >> 3, key)
 
@@ -609,46 +630,47 @@ def finalize(n_nodes, order, vocab_size, smoothing, k, discount, parent, char, d
     for g in range(1, n_nodes):
         if depth[g] >= 2:
             cont[sfx[g]] += 1
-    w = np.empty(n_nodes, np.int64)
-    tot_raw = np.zeros(n_nodes, np.int64)
-    tot_kn = np.zeros(n_nodes, np.int64)
-    nfol_kn = np.zeros(n_nodes, np.int64)
+    # per context: tot_kn (kneser-ney) or tot_raw (the others), and nfol_kn;
+    # only the arrays the smoothing reads (a model's memory is its speed)
+    kn = smoothing == KNESER_NEY
+    total = np.zeros(n_nodes, np.int64)
+    nfol = np.zeros(n_nodes if kn else 0, np.int64)
     n_children = np.zeros(n_nodes, np.int64)
-    w[0] = 0
     n_contexts = 1  # the root
     for g in range(1, n_nodes):
         if depth[g] < order:
             n_contexts += 1
-        wg = cnt[g] if depth[g] == order else cont[g]
-        w[g] = wg
         p = parent[g]
-        tot_raw[p] += cnt[g]
-        tot_kn[p] += wg
-        if wg > 0:
-            nfol_kn[p] += 1
+        if kn:
+            wg = cnt[g] if depth[g] == order else cont[g]  # the Kneser-Ney weight
+            total[p] += wg
+            if wg > 0:
+                nfol[p] += 1
+        else:
+            total[p] += cnt[g]
         n_children[p] += 1
     rec = np.empty((n_nodes, 3), np.float64)
     kv = k * vocab_size
     for g in range(n_nodes):
         p = parent[g]
-        if smoothing == KNESER_NEY:
+        if kn:
             a = 0.0
-            if g > 0 and tot_kn[p] > 0:
-                a = max(w[g] - discount, 0.0) / tot_kn[p]
+            if g > 0 and total[p] > 0:
+                a = max((cnt[g] if depth[g] == order else cont[g]) - discount, 0.0) / total[p]
             rec[g, 0] = a
-            rec[g, 1] = discount * nfol_kn[g] / tot_kn[g] if tot_kn[g] > 0 else 1.0
+            rec[g, 1] = discount * nfol[g] / total[g] if total[g] > 0 else 1.0
         elif smoothing == ADD_K:
-            rec[g, 0] = (cnt[g] + k) / (tot_raw[p] + kv) if g > 0 else 0.0
-            rec[g, 1] = k / (tot_raw[g] + kv)
+            rec[g, 0] = (cnt[g] + k) / (total[p] + kv) if g > 0 else 0.0
+            rec[g, 1] = k / (total[g] + kv)
         else:
-            rec[g, 0] = cnt[g] / tot_raw[p] if g > 0 else 0.0
-            rec[g, 1] = 1.0 if tot_raw[g] > 0 else 0.0
-    if smoothing == KNESER_NEY:
+            rec[g, 0] = cnt[g] / total[p] if g > 0 else 0.0
+            rec[g, 1] = 1.0 if total[g] > 0 else 0.0
+    if kn:
         _interpolate(n_nodes, order, vocab_size, parent, depth, sfx, rec)
     else:
         rec[:, 2] = 0.0
-    rows, row_after = _pack_rows(n_nodes, n_contexts, order, smoothing, discount, char, depth, sfx, cnt, parent, w,
-                                 tot_kn if smoothing == KNESER_NEY else tot_raw, n_children, cumulative)
+    rows, row_after = _pack_rows(n_nodes, n_contexts, order, smoothing, discount, char, depth, sfx, cnt, cont,
+                                 parent, total, n_children, cumulative)
     return cont, rec, rows, row_after
 
 
@@ -702,29 +724,34 @@ def _interpolate(n_nodes, order, vocab_size, parent, depth, sfx, rec):
 
 
 @jit
-def _pack_rows(n_nodes, n_contexts, order, smoothing, discount, char, depth, sfx, cnt, parent, w, total,
+def _pack_rows(n_nodes, n_contexts, order, smoothing, discount, char, depth, sfx, cnt, cont, parent, total,
                n_children, cumulative):
     """:func:`finalize`'s ``rows`` and ``row_after`` (contexts, the ``n_contexts`` nodes of depth < ``order``,
-    in node order; entries hold running sums with ``cumulative``)."""
+    in node order; entries hold running sums with ``cumulative``).  ``n_children`` is overwritten (it
+    becomes each row's next free record)."""
     row_after = np.empty(n_nodes, np.int64)
     rows = np.empty(n_contexts + n_nodes - 1, ROW)  # a header per context, a record per node but the root
-    fill = np.empty(n_nodes, np.int64)  # next free record of each context's row
+    fill = n_children
     o = 0
     for h in range(n_nodes):  # headers
         if depth[h] < order:
+            size = n_children[h]
             row_after[h] = o
             rows[o].weight = total[h]
-            rows[o].link = o + 1 + n_children[h]
+            rows[o].link = o + 1 + size
             rows[o].symbol = h
             fill[h] = o + 1
-            o += 1 + n_children[h]
+            o += 1 + size
     for g in range(1, n_nodes):  # entries (a top gram's row is its suffix's, a context's, set above)
         if depth[g] == order:
             row_after[g] = row_after[sfx[g]]
         p = parent[g]
         e = fill[p]
         fill[p] = e + 1
-        weight = max(w[g] - discount, 0.0) if smoothing == KNESER_NEY else float(cnt[g])
+        if smoothing == KNESER_NEY:
+            weight = max((cnt[g] if depth[g] == order else cont[g]) - discount, 0.0)
+        else:
+            weight = float(cnt[g])
         if cumulative and e > row_after[p] + 1:  # a row's entries are filled in order
             weight += rows[e - 1].weight
         rows[e].weight = weight
