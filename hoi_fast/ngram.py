@@ -140,11 +140,9 @@ class NGramModel:
         max_nodes = _max_nodes(ends - starts, order, vocab_size)
         symbol_bits = _symbol_bits(vocab_size, order)
         if symbol_bits:  # grams packed from the text key the counting table (see kernels._fill_packed)
-            # int32 slots while a tagged key and every node id fit: half the table's cache footprint
-            small = symbol_bits * order < 31 and max_nodes < 2**31
-            key_type = np.empty(0, np.int32 if small else np.int64)
+            key_type = _slot_type(max(2 ** (symbol_bits * order + 1), max_nodes))  # tagged keys, node ids
         else:
-            key_type = np.empty(0, np.int32 if max_nodes * vocab_size < 2**31 else np.int64)
+            key_type = _slot_type(max_nodes * vocab_size)  # keys parent * V + char
         n, table, bits, parent, char, depth, sfx, cnt = _k.build(
             codes, starts, ends, order, vocab_size, max_nodes, key_type, symbol_bits)
         if n >= 2**30:  # the sampling rows (2 n records at most) index with int32
@@ -157,8 +155,8 @@ class NGramModel:
         self._n_nodes = n
         self._parent, self._char, self._depth, self._cont, self._cnt = parent, char, depth, cont, cnt
         if symbol_bits:
-            index_type = np.empty(0, np.int32 if n * vocab_size < 2**31 else np.int64)
-            index, index_bits = _k.child_index_from_nodes(n, order, parent, char, vocab_size, index_type)
+            index, index_bits = _k.child_index_from_nodes(n, order, parent, char, vocab_size,
+                                                          _slot_type(n * vocab_size))
             # the counting table, keyed by packed grams, scores kneser-ney (kernels.score_packed)
             self._packed = (symbol_bits, table, bits)
         else:
@@ -350,6 +348,12 @@ def _symbol_bits(vocab_size, order):
     """Bits per symbol for counting by packed grams, or 0 if a tagged gram of ``order`` symbols exceeds 62 bits."""
     bits = max(1, (vocab_size - 1).bit_length())
     return bits if bits * order <= 62 else 0
+
+
+def _slot_type(bound):
+    """Empty array whose dtype the hash tables use for slots holding values below ``bound``: int32
+    while they fit (half the cache footprint), else int64."""
+    return np.empty(0, np.int32 if bound <= 2**31 else np.int64)
 
 
 def _max_nodes(lengths, order, vocab_size):

@@ -403,11 +403,10 @@ def _fill_packed(codes, starts, ends, order, symbol_bits, max_nodes, table, bits
     common case, a top gram seen before, is one independent probe.  An
     absent gram is inserted exactly as :func:`_fill` does (longest first,
     each the suffix link of the one before; its context is the gram one
-    shorter ending one position earlier, found by its packed key), so the
-    nodes, their numbering and the counts are the same.  The context of
-    each inserted gram (the gram one shorter ending one position earlier)
-    is read from the previous position's top gram and its suffix chain, one
-    step per inserted node, instead of a second hash look-up.
+    shorter ending one position earlier), so the nodes, their numbering and
+    the counts are the same.  That context is read from the previous
+    position's top gram and its suffix chain, one step per inserted node,
+    instead of a second hash look-up.
 
     ``state`` is ``(segment, position, top gram ending before it, its
     length)`` to resume from.  Returns the new number of nodes.
@@ -688,7 +687,6 @@ def cumulative_rows(smoothing, discount):
     subtracted one by one, as always.
     """
     return smoothing != KNESER_NEY or float(discount * 256.0).is_integer()
-
 
 
 @jit
