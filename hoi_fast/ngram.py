@@ -38,6 +38,7 @@ from hoi_fast.kernels import ngram_sample as _sampler
 SMOOTHINGS = ("kneser-ney", "add-k", "mle")
 MAX_ORDER = 10
 MAX_VOCAB = 2**24  # symbols; every Unicode code point fits
+_NO_INDEX = np.empty(0, np.int32)  # the index slot of tables that are read without it
 
 
 @dataclass(frozen=True)
@@ -154,16 +155,33 @@ class NGramModel:
                                                  parent, char, depth, sfx, cnt, self._cumulative)
         self._n_nodes = n
         self._parent, self._char, self._depth, self._cont, self._cnt = parent, char, depth, cont, cnt
-        if symbol_bits:
-            index, index_bits = _k.child_index_from_nodes(n, order, parent, char, vocab_size,
-                                                          _slot_type(n * vocab_size))
-            # the counting table, keyed by packed grams, scores kneser-ney (kernels.score_packed)
-            self._packed = (symbol_bits, table, bits)
-        else:
-            index, index_bits = _k.child_index(table, bits, n, parent, char, vocab_size), bits
-            self._packed = None
-        self._tables = (index, index_bits, sfx, cnt, rec)
+        # the counting table, keyed by packed grams, scores kneser-ney (kernels.score_packed)
+        self._packed = (symbol_bits, table, bits) if symbol_bits else None
+        self._counting_table = (table, bits)
+        self._sfx, self._rec = sfx, rec
+        self._index = None  # the child look-up index, built on first use (see _tables)
+        # what packed scoring and exact sampling from kneser-ney or mle read: no index
+        self._tables_without_index = (_NO_INDEX, 0, sfx, cnt, rec)
         self._rows, self._row_after = rows, row_after
+
+    @property
+    def _tables(self):
+        """``(index, index_bits, sfx, cnt, rec)`` for the kernels that look children up by hash.
+
+        The index (:func:`kernels.child_index`) is built on first use: exact
+        sampling from a kneser-ney or mle model reads the rows instead and
+        packed scoring its own table, so a model trained, sampled and scored
+        on the defaults never builds it.
+        """
+        if self._index is None:
+            n, order, v = self._n_nodes, self.order, self.vocab_size
+            if self._packed is not None:
+                self._index = _k.child_index_from_nodes(n, order, self._parent, self._char, v, _slot_type(n * v))
+            else:
+                table, bits = self._counting_table
+                self._index = _k.child_index(table, bits, n, self._parent, self._char, v), bits
+            self._counting_table = None  # copied into the index (or kept in _packed)
+        return (*self._index, self._sfx, self._cnt, self._rec)
 
     # -- counts -------------------------------------------------------------
 
@@ -220,7 +238,8 @@ class NGramModel:
         logp = np.empty(n_pos, np.float64)
         top = np.empty(n_pos, np.int64)
         if self._packed is not None and self._sid == _k.KNESER_NEY:
-            _k.score_packed(codes, starts, ends, self.order, self.vocab_size, *self._packed, self._tables, logp, top)
+            _k.score_packed(codes, starts, ends, self.order, self.vocab_size, *self._packed,
+                            self._tables_without_index, logp, top)
         else:
             _k.score(codes, starts, ends, self.order, self.vocab_size, self._sid, self._tables, logp, top)
         return logp, top
@@ -319,7 +338,9 @@ class NGramModel:
     def _sample(self, n, rng, ctx, temperature=1.0, top_k=0, top_p=1.0):
         out = np.empty(n, np.int32)
         if temperature == 1.0 and top_k == 0 and top_p == 1.0:
-            _sampler.sample(ctx, n, rng, self.order, self.vocab_size, self._sid, self.k, self._tables,
+            # add-k draws uniform characters, whose look-ups the index answers from cache
+            tables = self._tables if self._sid == _k.ADD_K else self._tables_without_index
+            _sampler.sample(ctx, n, rng, self.order, self.vocab_size, self._sid, self.k, tables,
                             self._rows, self._row_after, self._cumulative, out)
         else:
             _sampler.sample_biased(ctx, n, rng, self.order, self.vocab_size, self._sid, self.k,

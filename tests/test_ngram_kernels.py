@@ -12,6 +12,7 @@ from scipy import stats
 from hoi_fast import ngram
 from hoi_fast.corpus import load_corpus
 from hoi_fast.kernels import ngram as kernels
+from hoi_fast.kernels import ngram_sample as sampler
 from reference_ngram import Reference, continuation, counts
 
 SMOOTHINGS = ("kneser-ney", "add-k", "mle")
@@ -262,6 +263,33 @@ def test_sampled_stream_equals_the_documented_sampler_draw_for_draw(smoothing, o
         np.testing.assert_array_equal(ours, theirs)
 
 
+
+@pytest.mark.parametrize("smoothing", SMOOTHINGS)
+def test_exact_sampling_and_kneser_ney_scoring_never_build_the_child_index(smoothing, real_codes):
+    """Exact sampling from kneser-ney and mle looks deeper contexts up in the rows, packed
+    kneser-ney scoring in its own table: the hash index is built only when add-k samples,
+    add-k or mle scores, or a next-character law is asked for; a model that built it
+    first samples and scores the same."""
+    train, held, vocab = real_codes
+    model = ngram.train(train, 4, smoothing, vocab_size=vocab)
+    stream = model.sample(2000, np.random.default_rng(3), context=held[:3])
+    assert (model._index is None) == (smoothing != "add-k")
+    logp = model.log_probs(held)
+    assert (model._index is None) == (smoothing == "kneser-ney")
+    fresh = ngram.train(train, 4, smoothing, vocab_size=vocab)
+    fresh.next_probs(held[:3])  # builds the index first
+    assert fresh._index is not None
+    np.testing.assert_array_equal(fresh.sample(2000, np.random.default_rng(3), context=held[:3]), stream)
+    np.testing.assert_array_equal(fresh.log_probs(held), logp)
+
+def test_biased_sampler_totals_are_summed_left_to_right():
+    """The top-p total and the inversion total are plain left-to-right sums (as Python's
+    ``sum``), not vectorised reductions whose rounding depends on the CPU's vector width."""
+    rng = np.random.default_rng(12)
+    for n in list(range(1, 70)) + [95, 96, 97, 255, 1000]:
+        q = rng.random(n) * 10.0 ** rng.integers(-8, 8, n)
+        assert sampler._sum_in_order(q) == sum(q.tolist())
+
 @pytest.mark.parametrize("smoothing", SMOOTHINGS)
 @pytest.mark.parametrize("order, n", [(5, 2500), (3, 2500), (5, 4), (3, 1), (2, 0)])
 def test_block_drawn_uniforms_leave_the_generator_where_one_call_each_would(smoothing, order, n):
@@ -495,7 +523,10 @@ def test_bit_identical_to_the_engine_before_the_speed_work(case):
     and the generator's state afterwards are bit for bit those of commit 7a4877d
     (``tests/data/ngram_golden.json``, written by that commit's engine with
     ``PYTHONPATH=<checkout of 7a4877d> python tests/test_ngram_kernels.py``, run
-    from outside the repository).  A per-CPU-family promise (FMA): see the README."""
+    from outside the repository).  A per-CPU-family promise (FMA): see the README.
+    Ten ``sample-both``/``sample-top_p`` digests were re-recorded on 2026-12-01,
+    when the biased sampler's totals became left-to-right sums: as vectorised sums
+    they differed between AVX2 (where they were recorded) and AVX-512 machines."""
     expected = json.loads(GOLDEN.read_text())[case[0]]
     got = golden_outputs(*case)
     assert {key: got[key] for key in expected if got[key] != expected[key]} == {}

@@ -14,10 +14,10 @@ from hoi_fast.kernels.ngram import (
     ADD_K,
     KNESER_NEY,
     MLE,
+    _jit_in_order,
     _advance,
     _child,
     _context_after,
-    _deepest,
     context_nodes,
 )
 
@@ -66,6 +66,37 @@ def _entry_weight(rows, o, e, cumulative):
 
 
 @jit
+def _row_entry(rows, o, c):
+    """Entry of symbol ``c`` in row ``o`` (the children of its context), or -1."""
+    for e in range(o + 1, rows[o].link):
+        if rows[e].symbol == c:
+            return np.int64(e)
+    return np.int64(-1)
+
+
+@jit
+def _deepest_context(context, order, rows, row_after, sfx):
+    """Deepest context (node, depth) after ``context``: its longest suffix of at most ``order - 1``
+    characters that occurs in training, found through the rows (as the walk of :func:`sample` does)."""
+    h, d = np.int64(0), 0
+    for j in range(context.shape[0]):
+        c = context[j]
+        f = np.int64(-1)
+        y, dy = h, d
+        while True:
+            f = _row_entry(rows, row_after[y], c)
+            if f >= 0 or dy == 0:
+                break
+            y = sfx[y]
+            dy -= 1
+        if f >= 0:
+            h, d = np.int64(rows[rows[f].link].symbol), min(dy + 1, order - 1)
+        else:
+            h, d = np.int64(0), 0
+    return h, d
+
+
+@jit
 def _uniform(source, buf, used, drawn):
     """The next uniform: ``buf[used]`` while the buffer lasts, then ``source.random()``.
 
@@ -106,7 +137,7 @@ def sample(context, n, rng, order, vocab_size, smoothing, k, tables, rows, row_a
     k : float
         The add-k pseudo-count.
     tables : tuple
-        As in :func:`score`.
+        As in :func:`score`; the index is read under add-k only.
     rows, row_after : ndarray
         From :func:`finalize`.
     cumulative : bool
@@ -124,7 +155,11 @@ def sample(context, n, rng, order, vocab_size, smoothing, k, tables, rows, row_a
     ``h``'s own row, the common case, the next row and context are read from
     the entry; only a back-off draw (kneser-ney's lower orders, mle's
     fallback, the uniform component) looks up which deeper contexts continue
-    with the character.
+    with the character: in their rows, which the walk down has just read
+    (``tables``' index is then not read and may be empty), except under
+    add-k, whose uniform characters are mostly absent from long rows and are
+    looked up in the index.  The first context is found the same way from
+    ``context``.
 
     The uniforms are ``rng.random()`` in order, drawn ahead in blocks (of at
     most ``_BLOCK``) so the walk itself makes no calls: every character
@@ -134,7 +169,7 @@ def sample(context, n, rng, order, vocab_size, smoothing, k, tables, rows, row_a
     draw theirs one by one, and ``rng`` ends exactly where one call per
     uniform would leave it.
     """
-    h, d = _deepest(context_nodes(context, order, vocab_size, tables), order)
+    h, d = _deepest_context(context, order, rows, row_after, tables[2])
     o = row_after[h]
     kv = k * vocab_size
     need = order + 1
@@ -218,18 +253,31 @@ def _walk(source, buf, used, drawn, stop, i, n, o, h, d, order, vocab_size, smoo
             c = min(np.int64(_uniform(source, buf, used, drawn) * vocab_size), vocab_size - 1)
             used += 1
             lo = 0
-        # which deeper context continues with c: _first_child, written out
-        # (as a call it passes arrays, whose reference counting costs ~40%)
-        g = np.int64(-1)
+        # which deeper context continues with c (written out: as a call it
+        # passes arrays, whose reference counting costs ~40%)
+        g, f = np.int64(-1), np.int64(-1)  # the gram y c, or its entry in y's row
         y, dy = h, d
         while dy >= lo:
-            g = _child(y, c, vocab_size, index, bits)
-            if g >= 0 or dy == 0:
+            if smoothing == ADD_K:
+                # a uniform character, mostly absent from y's long row: the
+                # index's filter tells so without reading the row
+                g = _child(y, c, vocab_size, index, bits)
+                if g >= 0:
+                    break
+            else:
+                # c came from a shorter context's row: the rows of the deeper
+                # ones were just scanned, so their entries are at hand
+                f = _row_entry(rows, row_after[y], c)
+                if f >= 0:
+                    break
+            if dy == 0:
                 break
             y = sfx[y]
             dy -= 1
         if g >= 0:
             h, d = _context_after(g, dy, order, sfx)
+        elif f >= 0:
+            h, d = np.int64(rows[rows[f].link].symbol), min(dy + 1, order - 1)
         elif e >= 0:
             h, d = np.int64(rows[rows[e].link].symbol), min(dx + 1, order - 1)
         else:
@@ -275,6 +323,21 @@ def _dense_probs(prev, order, vocab_size, smoothing, k, rec, rows, row_after, cu
                 return
 
 
+@_jit_in_order
+def _sum_in_order(q):
+    """``q[0] + q[1] + ...`` left to right.
+
+    Compiled without reassociation: as a vectorised reduction the partial
+    sums depend on the CPU's vector width and unrolling, and the last bit of
+    a total decides which character a uniform lands on (AVX-512 and AVX2
+    machines drew different top-p streams).
+    """
+    total = 0.0
+    for c in range(q.shape[0]):
+        total += q[c]
+    return total
+
+
 @jit
 def _truncate(q, top_k, top_p):
     """Zero all but the ``top_k`` largest entries, then all outside the top-p nucleus.
@@ -289,7 +352,7 @@ def _truncate(q, top_k, top_p):
         for i in range(top_k, v):
             q[order[i]] = 0.0
     if top_p < 1.0:
-        total = q.sum()
+        total = _sum_in_order(q)
         acc = 0.0
         cut = v
         for i in range(v):
@@ -348,7 +411,7 @@ def sample_biased(context, n, rng, order, vocab_size, smoothing, k, temperature,
         if inv_t != 1.0:
             _temper(q, inv_t)
         _truncate(q, top_k, top_p)
-        u = rng.random() * q.sum()
+        u = rng.random() * _sum_in_order(q)
         c = vocab_size - 1
         while c > 0 and q[c] == 0.0:  # float guard: never pick a zeroed symbol
             c -= 1
