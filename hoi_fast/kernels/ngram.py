@@ -21,8 +21,11 @@ by ``V ** N``.  Node ids are given in order of first occurrence, so the
 structure is a deterministic function of the text.  After training,
 :func:`child_index` appends to the table a filter of 8 bits per slot and the
 1-gram node of each symbol, so a look-up of an absent gram (the common case
-when sampling backs off) usually touches neither the table nor memory
-outside the cache (:func:`_child`).
+when add-k sampling backs off to a uniform character) usually touches
+neither the table nor memory outside the cache (:func:`_child`).
+:class:`hoi_fast.ngram.NGramModel` builds this index on first use only:
+exact sampling from kneser-ney and mle finds children in the sampling rows,
+and packed scoring in its own table.
 
 When a gram of ``order`` symbols fits in 62 bits as its codes packed side
 by side (``ceil(log2 V)`` bits each: V = 96 allows order 8), counting
@@ -30,8 +33,8 @@ by side (``ceil(log2 V)`` bits each: V = 96 allows order 8), counting
 grams up in a second table keyed by the packed gram itself, shifted in from
 the text: the look-up of one position then does not wait for the previous
 one's answer.  They give the same nodes, numbering, counts and
-probabilities as the trie walk; the ``parent * V + char`` index for sampling
-is then built from the nodes (:func:`child_index_from_nodes`).
+probabilities as the trie walk; the ``parent * V + char`` index, when a
+kernel needs it, is then built from the nodes (:func:`child_index_from_nodes`).
 
 Training text is a set of segments (``starts``, ``ends``); no gram crosses a
 segment boundary.  Walking a text left to right, the nodes of the grams
@@ -806,15 +809,6 @@ def _prob(prev, cur, order, vocab_size, smoothing, rec):
             g = cur[lev]
             return rec[g, 0] if g >= 0 else 0.0
     return 0.0  # empty model; the API never trains on an empty text
-
-
-@jit
-def _deepest(prev, order):
-    """Deepest context among ``prev[0 .. order - 1]`` and its depth (root: 0)."""
-    for m in range(order - 1, 0, -1):
-        if prev[m] >= 0:
-            return prev[m], m
-    return np.int64(0), 0
 
 
 @jit
