@@ -157,7 +157,8 @@ class NGramModel:
         self._parent, self._char, self._depth, self._cont, self._cnt = parent, char, depth, cont, cnt
         # the counting table, keyed by packed grams, scores kneser-ney (kernels.score_packed)
         self._packed = (symbol_bits, table, bits) if symbol_bits else None
-        self._counting_table = (table, bits)
+        # otherwise the counting table, keyed by parent * V + char, becomes the index (see _tables)
+        self._counting_table = None if symbol_bits else (table, bits)
         self._sfx, self._rec = sfx, rec
         self._index = None  # the child look-up index, built on first use (see _tables)
         # what packed scoring and exact sampling from kneser-ney or mle read: no index
@@ -180,7 +181,7 @@ class NGramModel:
             else:
                 table, bits = self._counting_table
                 self._index = _k.child_index(table, bits, n, self._parent, self._char, v), bits
-            self._counting_table = None  # copied into the index (or kept in _packed)
+                self._counting_table = None  # copied into the index
         return (*self._index, self._sfx, self._cnt, self._rec)
 
     # -- counts -------------------------------------------------------------
