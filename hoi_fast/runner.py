@@ -13,8 +13,11 @@ once per seed of the block and shared by all its α
 
 from __future__ import annotations
 
+import os
+import traceback
 from dataclasses import dataclass
 
+from hoi_fast._validate import ConfigError
 from hoi_fast.experiment import ExperimentError, first_generation, run_cell
 from hoi_fast.seeding import CellStreams
 
@@ -107,3 +110,55 @@ def run_block(config, block, between_cells=None):
         where = ", ".join(f"{s.field} = {v}" for s, v in zip(sweeps, values))
         raise ExperimentError(f"{block.experiment}{f' ({where})' if where else ''} {exc}") from None
     return out
+
+
+def probe_cell(config, name, values):
+    """Run two generations of one cell of experiment ``name`` at the swept ``values``; why the run cannot go on.
+
+    The cell is at the largest α and seed 0.  This is where a worker first
+    builds the experiment and compiles its kernels, so the grid runs the
+    probes of all experiments in its workers at once (see
+    :func:`hoi_fast.grid.probe`).
+
+    Parameters
+    ----------
+    config : hoi_fast.config.GridConfig
+    name : str
+        The experiment.
+    values : dict of str -> float
+        The swept parameters' values (empty without sweeps).
+
+    Returns
+    -------
+    str or None
+        One line naming the experiment and what went wrong, if the cell
+        failed in a way that would stop every cell (the experiment's settings,
+        or a plug-in that raises or breaks its contract); None if it ran.
+        An unexpected exception of a built-in experiment is a bug and is
+        raised with its traceback.
+    """
+    entry = config.entry(name)
+    alpha = max(config.alphas)
+    streams = CellStreams(config.root_seed, entry.stream_key, 0, alpha, tuple(values.values()))
+    where = ", ".join(f"{k.rpartition('.')[2]} = {v}" for k, v in values.items())
+    label = f"{name}{f' ({where})' if where else ''}"
+    try:
+        experiment = make_experiment(entry, config.experiment_config(name, values))
+        run_cell(experiment, alpha, min(2, config.generations), config.regime, streams)
+    except ConfigError as exc:
+        return f"{label}: a probe cell failed: {exc}"
+    except Exception as exc:
+        if entry.builtin:
+            raise
+        return (f"{label}: a probe cell (alpha = {alpha:g}, seed 0) raised "
+                f"{type(exc).__name__}: {exc} {_where(exc)}; fix the experiment")
+    return None
+
+
+def _where(exc):
+    """``(at FILE:LINE in FUNCTION)`` of the innermost frame of an exception."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f"(at {os.path.basename(f.filename)}:{f.lineno} in {f.name})"

@@ -104,6 +104,40 @@ def test_jobs_1_and_2_give_identical_files(tmp_path, tiny_toml):
     assert_same_results(one, two)
 
 
+def test_the_probe_cells_run_in_the_executor_all_submitted_at_once():
+    """With an executor, every (experiment, swept values) probe cell is submitted before any result is
+    awaited, so the workers build the experiments and compile their kernels side by side."""
+    from types import SimpleNamespace
+
+    from hoi_fast.config import GridConfig
+    from hoi_fast.grid import probe
+    from hoi_fast.runner import probe_cell
+
+    class Deferred:
+        """An executor that runs a call when its result is asked for, and logs both."""
+
+        def __init__(self):
+            self.log = []
+
+        def submit(self, fn, *args):
+            assert fn is probe_cell
+            self.log.append(("submit", args[1], dict(args[2])))
+
+            def result():
+                self.log.append(("result", args[1], dict(args[2])))
+                return fn(*args)
+            return SimpleNamespace(result=result)
+
+    config = GridConfig(experiment="categorical,regression", alphas=3, seeds=2, generations=3,
+                        configs={"categorical": {"vocab_size": 20, "samples": 50}},
+                        sweeps=[("categorical.top_k", "0,2")])
+    executor = Deferred()
+    probe(config, executor)
+    points = [("categorical", {"categorical.top_k": 0}), ("categorical", {"categorical.top_k": 2}),
+              ("regression", {})]
+    assert executor.log == [("submit", *p) for p in points] + [("result", *p) for p in points]
+
+
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_toml):
     common = ["--config", tiny_toml, "--alphas", 4, "--seeds", 10, "--generations", 4,
               "--experiment", "gmm", "--flush-seconds", 0]
