@@ -448,7 +448,9 @@ def repair(nk, means, covariances, score, X0, X1, pooled):
             used += 1
             means[k, 0] = X0[i]
             means[k, 1] = X1[i]
-            covariances[k, :, :] = pooled
+            for a in range(2):
+                for b in range(2):
+                    covariances[k, a, b] = pooled[a, b]
             nk[k] = RESEED_NK
     return n_bad
 
@@ -510,8 +512,9 @@ def em(X, weights, means, covariances, max_iter, tol, reg_covar, trace, final_sc
         lower = em_pass(x0, x1, consts, stats, E, mx, s) / n
         trace[it - 1] = lower
         n_iter = it
-        centres[:, 0] = consts[:, _M0]
-        centres[:, 1] = consts[:, _M1]
+        for k in range(centres.shape[0]):
+            centres[k, 0] = consts[k, _M0]
+            centres[k, 1] = consts[k, _M1]
         m_step(stats, centres, reg_covar, nk, means, covariances)
         r = 0
         if any_degenerate(nk, means, covariances):
@@ -538,6 +541,14 @@ def _sq_dist(x0, x1, i, c0, c1):
     d0 = x0[i] - c0
     d1 = x1[i] - c1
     return d0 * d0 + d1 * d1
+
+
+@jit
+def _copy(src, dst):
+    """``dst[:] = src`` written out: numba compiles the slice assignment's shape-error message (string
+    formatting, seconds of compilation per process on an empty cache) for an array source."""
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
 
 
 @jit
@@ -581,10 +592,10 @@ def kmeans_plusplus(x0, x1, K, rng):
             if cand_pot < best_pot:
                 best_pot = cand_pot
                 best_index = idx
-                best[:] = candidate
+                _copy(candidate, best)
         centres[c, 0] = x0[best_index]
         centres[c, 1] = x1[best_index]
-        closest[:] = best
+        _copy(best, closest)
     return centres
 
 

@@ -194,7 +194,8 @@ def child_index(table, bits, n_nodes, parent, char, vocab_size):
     base = 2 * cap
     words = _filter_words(table, bits)
     index = np.zeros(base + words + vocab_size, table.dtype)
-    index[:base] = table
+    for i in range(base):
+        index[i] = table[i]
     uni = base + words
     index[uni:] = -1
     for g in range(1, n_nodes):
@@ -290,7 +291,8 @@ def _grow(table, bits):
 def _grown(a, size):
     """``a`` copied into a new array of ``size`` entries (the rest uninitialised)."""
     b = np.empty(size, a.dtype)
-    b[:a.shape[0]] = a
+    for i in range(a.shape[0]):
+        b[i] = a[i]
     return b
 
 
