@@ -12,6 +12,11 @@
   that the cache does not notice changes to a jitted function imported from
   another module; CI clears ``NUMBA_CACHE_DIR``.
 
+Kernels copy arrays with :func:`copy_into`, not a slice assignment
+(``dst[:n] = src``): for an array source numba compiles the assignment's
+shape-error message, string formatting included, into the caller, which
+more than doubled the compilation of the gmm kernels on an empty cache.
+
 Kernels never use ``prange``: the grid parallelises across cells, so every
 kernel is serial and results do not depend on the number of threads.
 """
@@ -35,3 +40,10 @@ def jit(func=None, *, cache=True):
     if func is None:
         return lambda f: numba.njit(**options)(f)
     return numba.njit(**options)(func)
+
+
+@jit
+def copy_into(src, dst):
+    """``dst[:len(src)] = src`` for 1-D arrays, as a loop (see the module docstring)."""
+    for i in range(src.shape[0]):
+        dst[i] = src[i]

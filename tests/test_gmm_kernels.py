@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 import reference_gmm as ref
-from hoi_fast._jit import jit
+from hoi_fast._jit import copy_into, jit
 from hoi_fast.kernels import gmm as kg
 
 
@@ -34,6 +34,16 @@ def random_problem(rng, K, n, spread=6.0):
     X = np.empty((n, 2))
     kg.sample(w, mu, cov, n, rng, X, np.empty(n, np.int64))
     return w, mu, cov, X
+
+
+def test_copy_into_fills_the_front_of_the_destination_and_leaves_the_rest():
+    src, dst = np.arange(5, dtype=np.int64), np.full(8, -1, np.int64)
+    copy_into(src, dst)
+    np.testing.assert_array_equal(dst, [0, 1, 2, 3, 4, -1, -1, -1])
+    x = np.random.default_rng(0).normal(size=7)
+    y = np.empty(7)
+    copy_into(x, y)
+    np.testing.assert_array_equal(x, y)
 
 
 def test_polynomial_exp_matches_numpy_to_one_ulp():

@@ -56,7 +56,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from hoi_fast._jit import jit
+from hoi_fast._jit import copy_into, jit
 
 BLOCK = 256
 LOG_2PI = math.log(2.0 * math.pi)
@@ -448,7 +448,7 @@ def repair(nk, means, covariances, score, X0, X1, pooled):
             used += 1
             means[k, 0] = X0[i]
             means[k, 1] = X1[i]
-            for a in range(2):
+            for a in range(2):  # element by element, not a slice assignment: see hoi_fast._jit
                 for b in range(2):
                     covariances[k, a, b] = pooled[a, b]
             nk[k] = RESEED_NK
@@ -512,7 +512,7 @@ def em(X, weights, means, covariances, max_iter, tol, reg_covar, trace, final_sc
         lower = em_pass(x0, x1, consts, stats, E, mx, s) / n
         trace[it - 1] = lower
         n_iter = it
-        for k in range(centres.shape[0]):
+        for k in range(centres.shape[0]):  # not a slice assignment: see hoi_fast._jit
             centres[k, 0] = consts[k, _M0]
             centres[k, 1] = consts[k, _M1]
         m_step(stats, centres, reg_covar, nk, means, covariances)
@@ -541,14 +541,6 @@ def _sq_dist(x0, x1, i, c0, c1):
     d0 = x0[i] - c0
     d1 = x1[i] - c1
     return d0 * d0 + d1 * d1
-
-
-@jit
-def _copy(src, dst):
-    """``dst[:] = src`` written out: numba compiles the slice assignment's shape-error message (string
-    formatting, seconds of compilation per process on an empty cache) for an array source."""
-    for i in range(src.shape[0]):
-        dst[i] = src[i]
 
 
 @jit
@@ -592,10 +584,10 @@ def kmeans_plusplus(x0, x1, K, rng):
             if cand_pot < best_pot:
                 best_pot = cand_pot
                 best_index = idx
-                _copy(candidate, best)
+                copy_into(candidate, best)
         centres[c, 0] = x0[best_index]
         centres[c, 1] = x1[best_index]
-        _copy(best, closest)
+        copy_into(best, closest)
     return centres
 
 

@@ -95,7 +95,7 @@ import numpy as np
 
 import numba
 
-from hoi_fast._jit import FASTMATH_FLAGS, jit
+from hoi_fast._jit import FASTMATH_FLAGS, copy_into, jit
 
 #: :func:`hoi_fast._jit.jit` without ``reassoc``, for a product whose rounding must follow a fixed order
 _jit_in_order = numba.njit(nogil=True, cache=True, fastmath=set(FASTMATH_FLAGS - {"reassoc"}), error_model="numpy")
@@ -194,8 +194,7 @@ def child_index(table, bits, n_nodes, parent, char, vocab_size):
     base = 2 * cap
     words = _filter_words(table, bits)
     index = np.zeros(base + words + vocab_size, table.dtype)
-    for i in range(base):
-        index[i] = table[i]
+    copy_into(table, index)
     uni = base + words
     index[uni:] = -1
     for g in range(1, n_nodes):
@@ -291,8 +290,7 @@ def _grow(table, bits):
 def _grown(a, size):
     """``a`` copied into a new array of ``size`` entries (the rest uninitialised)."""
     b = np.empty(size, a.dtype)
-    for i in range(a.shape[0]):
-        b[i] = a[i]
+    copy_into(a, b)
     return b
 
 
