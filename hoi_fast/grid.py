@@ -575,19 +575,20 @@ def same_run(config):
 
 
 def probe(config, executor=None):
-    """Run two generations of one cell of every experiment and swept value first (:func:`~hoi_fast.runner.probe_cell`).
+    """Run two generations of one cell of every experiment and swept value (:func:`~hoi_fast.runner.probe_cell`).
 
     Anything that would stop the run for every cell (a filter that accepts
     nothing, a plug-in that raises, returns a metric outside its specs, a
     wrong shape or a non-finite value) is refused with one line
     (:class:`ExperimentError`) before a file exists; the first failure in
     experiment order is the one reported.  With an ``executor`` the probes
-    run in its workers, all submitted at once: each worker compiles the
-    kernels of the experiments it probes into numba's on-disk cache, and the
-    others load them from there, so a run on an empty cache compiles in about
-    ``1 / workers`` of the time it takes one process.
+    run in its workers, all submitted at once: on an empty numba cache each
+    worker compiles the kernels of the experiments it probes and later loads
+    the others' from the cache, instead of one process compiling them all
+    while the other cores wait.
     """
-    points = [(config, entry.name, values) for entry in config.entries for _, values in config.sweep_points(entry.name)]
+    points = [(config, entry.name, values)
+              for entry in config.entries for _, values in config.sweep_points(entry.name)]
     if executor is None:
         with INTERRUPTS.deferred():
             failures = [probe_cell(*point) for point in points]
