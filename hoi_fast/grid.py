@@ -485,15 +485,18 @@ def _cell_costs(config, name, layout):
     return first_seconds, rest + scale * storing_seconds(replace(layout, generations=timed), result)
 
 
-def _costs_side_by_side(calls, workers):
+def _costs_side_by_side(config, calls, workers):
     """:func:`_cell_costs` of each call, timed in ``workers`` worker processes at once (median of them).
 
     Workers of a run share the machine's caches and memory bandwidth (and, on
     a virtual machine, often a physical core): each of two measured 1.1-1.4x
-    the time of one alone.  So the probe cells run side by side, as the run's
-    would, and the estimate carries that cost.
+    the time of one alone.  So the timed cells run side by side, as the run's
+    would, and the estimate carries that cost.  The probe (:func:`probe`)
+    runs in the same workers first, so on an empty numba cache they compile
+    each experiment's kernels once, side by side, not all of them at once.
     """
     with local_pool(workers) as pool:
+        probe(config, pool)
         futures = [[pool.submit(_cell_costs, *call) for _ in range(workers)] for call in calls]
         costs = {}
         for call, copies in zip(calls, futures):
@@ -505,8 +508,9 @@ def _costs_side_by_side(calls, workers):
 def estimate_seconds(config, blocks, jobs):
     """Time one warm cell per experiment (and storing it) and extrapolate to ``blocks``.
 
-    With two or more jobs the cells are timed in that many workers at once
-    (:func:`_costs_side_by_side`).
+    The probe cells run first (:func:`probe`: a broken experiment is refused
+    in one line, as by a run).  With two or more jobs the cells are timed in
+    that many workers at once (:func:`_costs_side_by_side`).
 
     Returns
     -------
@@ -520,8 +524,9 @@ def estimate_seconds(config, blocks, jobs):
     workers = min(jobs, len(blocks))
     with INTERRUPTS.deferred():
         if workers > 1:
-            costs = _costs_side_by_side(calls, workers)
+            costs = _costs_side_by_side(config, calls, workers)
         else:
+            probe(config)
             costs = {call[1]: _cell_costs(*call) for call in calls}
     work, cells = {}, {}
     for block in blocks:

@@ -209,3 +209,19 @@ def test_a_broken_plugin_is_one_line_and_exit_2_before_any_cell(case, jobs, tmp_
     assert re.search(match, lines[0]), lines[0]
     assert lines[0].startswith("python -m hoi_fast.grid: error: ")
     assert not out.exists() and not list(tmp_path.glob("r.h5*"))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_dry_run_refuses_a_broken_plugin_in_one_line(jobs, tmp_path):
+    """--dry-run runs the probe cells first (in its workers with two jobs): one line, exit 2, no traceback."""
+    body, spec, match = BROKEN["raises in fit"]
+    (tmp_path / "broken_plugin.py").write_text(
+        "from kde_experiment import KDEExperiment as Base, KDEConfig\n" + textwrap.dedent(body))
+    out = tmp_path / "r.h5"
+    proc = run("hoi_fast.grid", "--experiment", spec, *SMALL, "--jobs", jobs, "--out", out, "--dry-run",
+               paths=(tmp_path, EXAMPLES), check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert re.search(match, lines[0]), lines[0]
+    assert not out.exists()
