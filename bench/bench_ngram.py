@@ -175,3 +175,23 @@ def test_generation_step_shared_first(benchmark):
     per_gen = benchmark.stats.stats.min / (generations - 1)
     benchmark.extra_info.update({"generations": generations - 1, "ms_per_generation": per_gen * 1e3})
     print(f"\ngeneration step (defaults, generation 0 shared): {per_gen * 1e3:.2f} ms ({machine.cpu_model()})")
+
+
+@pytest.mark.parametrize("how", ["every position", "distinct grams"])
+def test_heldout_scoring(benchmark, how):
+    """Scoring a cell's held-out text (the defaults: 10 000 characters, order 4) under a
+    generation's model, as every generation does: position by position, or each distinct
+    gram once and the results spread over its positions (the experiment's way; the same
+    bits, tests/test_ngram_kernels.py)."""
+    exp = NGramExperiment(NGramConfig())
+    first = first_generation(exp, streams("ngram", 0, 0, 0.5))
+    model, codes, grams = first.model, first.heldout.codes, first.heldout.grams
+    bounds = np.zeros(1, np.int64), np.full(1, codes.shape[0], np.int64)
+    score = {"every position": lambda: model._score(codes, *bounds),
+             "distinct grams": lambda: model._score_distinct(grams)}[how]
+    score()
+    benchmark.pedantic(score, rounds=200, iterations=1, warmup_rounds=5)
+    benchmark.extra_info.update({"positions": int(grams.inverse.shape[0]),
+                                 "distinct_grams": int(grams.windows[1].shape[0])})
+    print(f"\nheld-out scoring, {how}: {benchmark.stats.stats.min * 1e6:.0f} us "
+          f"({grams.windows[1].shape[0]} distinct grams in {grams.inverse.shape[0]} positions)")

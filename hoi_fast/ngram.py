@@ -245,6 +245,20 @@ class NGramModel:
             _k.score(codes, starts, ends, self.order, self.vocab_size, self._sid, self._tables, logp, top)
         return logp, top
 
+    def _score_distinct(self, grams):
+        """Trusted: :meth:`_score` of the text of ``grams`` (a :class:`DistinctGrams`), each gram scored once."""
+        if (grams.order, grams.vocab_size) != (self.order, self.vocab_size):
+            raise ValueError(f"the grams are of order {grams.order} over {grams.vocab_size} symbols; the model "
+                             f"is of order {self.order} over {self.vocab_size}")
+        if self._packed is not None and self._sid == _k.KNESER_NEY:
+            size = grams.keys.shape[0]
+            logp, top = np.empty(size, np.float64), np.empty(size, np.int64)
+            _k.score_packed_grams(grams.keys, self.order, self.vocab_size, *self._packed,
+                                  self._tables_without_index, logp, top)
+        else:
+            logp, top = self._score(*grams.windows)
+        return logp[grams.inverse], top[grams.inverse]
+
     def log_probs(self, codes):
         """Natural-log probability of every scored position.
 
@@ -352,6 +366,71 @@ class NGramModel:
     def __repr__(self):
         return (f"NGramModel(order={self.order}, smoothing={self.smoothing!r}, "
                 f"vocab_size={self.vocab_size}, n_chars={self.n_chars}, support={self.support})")
+
+
+class DistinctGrams:
+    """The scored positions of a text grouped by their n-gram, to score each distinct gram once.
+
+    A scored position's log-probability and top-order training count depend
+    on its n-gram alone (the ``order`` characters ending at it), so scoring
+    every distinct gram once and spreading the results over its positions
+    gives what scoring every position gives, to the bit.  Worth it for a text
+    scored by many models: the held-out text of a cell, scored by every
+    generation (10 000 positions of English hold ~3 600 distinct 4-grams).
+    Build it with :func:`distinct_grams`.
+
+    Attributes
+    ----------
+    order, vocab_size : int
+    windows : tuple of ndarray
+        ``(codes, starts, ends)``: every distinct gram as a segment of its own.
+    keys : ndarray, shape (U,), int64, or None
+        The distinct grams packed side by side, ``ceil(log2 V)`` bits per
+        symbol, the first in the high bits (as the packed counting table
+        keys them); None when ``order`` symbols do not fit in 62 bits.
+    inverse : ndarray, shape (P,), int64
+        The distinct gram of every scored position, in scoring order.
+    """
+
+    def __init__(self, order, vocab_size, windows, keys, inverse):
+        self.order, self.vocab_size = order, vocab_size
+        self.windows, self.keys, self.inverse = windows, keys, inverse
+
+
+def distinct_grams(codes_or_parts, order, vocab_size):
+    """The :class:`DistinctGrams` of a text's scored positions.
+
+    Parameters
+    ----------
+    codes_or_parts : array_like of int, shape (L,), or list of such arrays
+        As for :meth:`NGramModel.log_probs`.
+    order : int
+    vocab_size : int
+
+    Returns
+    -------
+    DistinctGrams
+    """
+    order = _check_int("order", order, 1, MAX_ORDER)
+    vocab_size = _check_int("vocab_size", vocab_size, 1, MAX_VOCAB)
+    codes, starts, ends = _as_segments(codes_or_parts, vocab_size, "codes")
+    grams = np.concatenate([np.lib.stride_tricks.sliding_window_view(codes[a:b], order)
+                            for a, b in zip(starts.tolist(), ends.tolist()) if b - a >= order]
+                           or [np.empty((0, order), np.int32)])
+    bits = _symbol_bits(vocab_size, order)
+    keys = None
+    if bits:
+        packed = np.zeros(grams.shape[0], np.int64)
+        for col in range(order):
+            packed = (packed << bits) | grams[:, col]
+        keys, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
+    else:  # the rows' bytes identify them
+        rows = np.ascontiguousarray(grams).view(np.dtype((np.void, 4 * order))).ravel()
+        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    size = first.shape[0]
+    windows = (np.ascontiguousarray(grams[first]).ravel(), np.arange(size, dtype=np.int64) * order,
+               np.arange(1, size + 1, dtype=np.int64) * order)
+    return DistinctGrams(order, vocab_size, windows, keys, inverse.astype(np.int64, copy=False))
 
 
 def summarize(logp):

@@ -384,6 +384,38 @@ def test_packed_counting_and_scoring_equal_the_trie_walk(order):
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
 
+@pytest.mark.parametrize("smoothing", SMOOTHINGS)
+@pytest.mark.parametrize("order", [1, 2, 4, 7, 10])
+def test_scoring_distinct_grams_equals_scoring_every_position(order, smoothing):
+    """Each distinct gram scored once (by packed keys for kneser-ney, as windows of its own
+    otherwise) and spread over its positions gives every position's log-probability and
+    top count to the bit, across segments, back-offs and symbols never seen in training."""
+    rng = np.random.default_rng(10 * order + len(smoothing))
+    vocab = 23 if order < 10 else 97  # order 10 of 97 symbols does not pack into 62 bits
+    train = [skewed_text(rng, 4000, vocab - 2), skewed_text(rng, 300, vocab - 1)]
+    model = ngram.train(train, order, smoothing, vocab_size=vocab, k=0.3, discount=0.7)
+    text = [np.concatenate([skewed_text(rng, 1500, vocab - 2), rng.integers(0, vocab, 400)]).astype(np.int32),
+            skewed_text(rng, order, vocab), skewed_text(rng, max(order - 1, 1), vocab), skewed_text(rng, 50, vocab)]
+    text.append(text[0][100:400].copy())  # grams repeated at any order
+    grams = ngram.distinct_grams(text, order, vocab)
+    assert (grams.keys is None) == (ngram._symbol_bits(vocab, order) == 0)
+    assert grams.windows[1].shape[0] < grams.inverse.shape[0]  # the text repeats grams
+    got = model._score_distinct(grams)
+    want = model._score(*ngram._join(text))
+    np.testing.assert_array_equal(got[0].view(np.int64), want[0].view(np.int64))
+    np.testing.assert_array_equal(got[1], want[1])
+    if smoothing == "kneser-ney" and grams.keys is not None:  # the key kernel, not the windows
+        logp, top = np.empty(grams.keys.shape[0]), np.empty(grams.keys.shape[0], np.int64)
+        kernels.score_packed_grams(grams.keys, order, vocab, *model._packed, model._tables, logp, top)
+        np.testing.assert_array_equal(logp[grams.inverse], want[0])
+
+
+def test_distinct_grams_refuse_a_model_of_another_order():
+    model = ngram.train(np.arange(50) % 7, 3, vocab_size=7)
+    with pytest.raises(ValueError, match="order 2 over 7 symbols; the model is of order 3"):
+        model._score_distinct(ngram.distinct_grams(np.arange(20) % 7, 2, 7))
+
+
 # -- bit-identity with the engine before the speed work (commit 7a4877d) ----------
 
 def _one_row(weights, cumulative):

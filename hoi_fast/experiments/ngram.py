@@ -83,7 +83,7 @@ from hoi_fast import _validate as v
 from hoi_fast._validate import require
 from hoi_fast.corpus import load_corpus
 from hoi_fast.experiment import ExperimentError, MetricSpec, scheduled_size
-from hoi_fast.ngram import MAX_ORDER, SMOOTHINGS, NGramModel, _join, summarize
+from hoi_fast.ngram import MAX_ORDER, SMOOTHINGS, NGramModel, _join, distinct_grams, summarize
 
 TAIL_MAX_COUNT = 2
 SUBSAMPLE_CHUNK = 200
@@ -199,10 +199,16 @@ class Segments:
 
 
 class HeldOut:
-    """Held-out codes of one cell and its tail mask (positions rare in R)."""
+    """Held-out codes of one cell, their distinct grams and the tail mask (positions rare in R).
 
-    def __init__(self, codes, tail):
+    Every generation scores the same held-out text, so it is scored by its
+    distinct grams (:class:`hoi_fast.ngram.DistinctGrams`): the same values,
+    a third of the look-ups at the defaults.
+    """
+
+    def __init__(self, codes, grams, tail):
         self.codes = codes
+        self.grams = grams
         self.tail = tail
 
 
@@ -256,8 +262,9 @@ class NGramExperiment:
     def heldout(self, rng, pool):
         """The held-out window and its tail mask, from the counts of R."""
         codes = self.corpus.window("heldout", self.config.heldout_chars, rng)
-        _, top = self.fit([pool], rng)._score(codes, *_whole(codes))
-        return HeldOut(codes, top <= TAIL_MAX_COUNT)
+        grams = distinct_grams(codes, self.config.order, self.corpus.vocab_size)
+        _, top = self.fit([pool], rng)._score_distinct(grams)
+        return HeldOut(codes, grams, top <= TAIL_MAX_COUNT)
 
     def real_subset(self, pool, m, rng):
         n = pool.shape[0]
@@ -355,7 +362,7 @@ class NGramExperiment:
     # -- metrics --------------------------------------------------------------
 
     def metrics(self, model, parts, heldout, rng):
-        logp, top = model._score(heldout.codes, *_whole(heldout.codes))
+        logp, top = model._score_distinct(heldout.grams)
         real = summarize(logp)
         ctx = self._context(rng)
         own = np.concatenate([ctx, model._sample(self.config.self_chars, rng, ctx)])

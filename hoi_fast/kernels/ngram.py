@@ -1016,6 +1016,59 @@ def score_packed(codes, starts, ends, order, vocab_size, symbol_bits, table, tab
 
 
 @jit
+def score_packed_grams(keys, order, vocab_size, symbol_bits, table, table_bits, tables, logp, top_count):
+    """:func:`score_packed` of isolated grams: one position per packed key.
+
+    ``keys`` (shape (P,), int64) are grams of ``order`` characters packed as
+    :func:`_fill_packed` packs them (the first character in the high bits,
+    no marker bit).  A position's outputs depend on its gram alone: its
+    deepest gram is found from the gram's packed key, and its deepest
+    context, which :func:`score_packed` carries over from the position
+    before, is looked up from the context's key, and only when the gram is
+    not in the table at full length (otherwise the context is the gram's).
+    Outputs equal :func:`score_packed`'s at every position with that gram,
+    to the bit: the same records, multiplied in the same order.
+    """
+    index, bits, sfx, cnt, rec = tables
+    uniform = 1.0 / vocab_size
+    chain = np.empty(order, np.int64)
+    mask = (np.int64(1) << table_bits) - 1
+    shift = 64 - table_bits
+    sb = np.int64(symbol_bits)
+    for i in range(keys.shape[0]):
+        packed = keys[i]
+        m = order
+        g = np.int64(-1)
+        while m > 0:
+            g = _find(table, mask, shift, _gram_key(packed, sb, m))
+            if g >= 0:
+                break
+            m -= 1
+        p = rec[g, 2] if g >= 0 else uniform
+        if m < order:
+            # the deepest context: the longest occurring suffix of the order - 1
+            # characters before; a gram of m characters occurs, so its context
+            # of m - 1 does, and only the depths above it can back off
+            context = packed >> sb
+            d, x = order - 1, np.int64(-1)
+            while d >= m and d > 0:
+                x = _find(table, mask, shift, _gram_key(context, sb, d))
+                if x >= 0:
+                    break
+                d -= 1
+            if x < 0 and d == 0:
+                x = np.int64(0)  # the root, the empty context
+            if m - 1 < d:
+                for q in range(d, m - 1, -1):
+                    chain[q] = x
+                    x = sfx[x]
+                p = _back_off(p, chain, m, d + 1, rec)
+        logp[i] = np.log(p) if p > 0 else -np.inf
+        top_count[i] = cnt[g] if m == order else 0
+    return keys.shape[0]
+
+
+@jit
 def context_nodes(context, order, vocab_size, tables):
     """Nodes of the grams ending at the last character of ``context``.
 
