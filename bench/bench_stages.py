@@ -26,7 +26,7 @@ of generations 1..19 is timed by wrapping the experiment's protocol methods
     (:data:`METRIC_PROBES`: the n-gram model's ``_score``/``_sample``, the
     GMM's ``log_density``/``_sample``); otherwise one ``metrics`` stage.
 ``check``
-    :func:`hoi_fast.experiment.check_row` (validating the row).
+    validating the row (:class:`hoi_fast.experiment.RowCheck`).
 ``other``
     The rest of :func:`hoi_fast.experiment.run_cell` (streams, stacking).
 ``store``
@@ -178,7 +178,7 @@ def cell_stages(name, cells=10, generations=GENERATIONS, clock_name="cpu"):
             (experiment, "fit", _timed(clock, lambda *a: "fit", experiment.fit)),
             (experiment, "metrics", _timed(clock, lambda *a: metric_stage, experiment.metrics)),
             (_exp, "next_training_parts", _timed(clock, lambda *a, **k: "build set", _exp.next_training_parts)),
-            (_exp, "check_row", _timed(clock, lambda *a: "check", _exp.check_row)),
+            (_exp.RowCheck, "__call__", _timed(clock, lambda *a: "check", _exp.RowCheck.__call__)),
         ]
         with _patched(patches):
             start = clock.now()

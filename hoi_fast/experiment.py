@@ -359,7 +359,7 @@ def first_generation(experiment, streams, specs=None):
     row = experiment.metrics(model, parts, heldout, rng)
     row["acceptance"] = np.nan
     row["train_size"] = float(len(pool))
-    return FirstGeneration(pool, heldout, model, check_row(experiment, row, specs, 0))
+    return FirstGeneration(pool, heldout, model, RowCheck(experiment, specs)(row, 0))
 
 
 def check_row(experiment, row, specs, generation):
@@ -367,7 +367,8 @@ def check_row(experiment, row, specs, generation):
 
     Scalar metrics come back as ``numpy.float64``, metrics with extra
     dimensions as float64 arrays (the same numbers :func:`numpy.asarray` with
-    ``dtype=float64`` gives).
+    ``dtype=float64`` gives).  A loop over generations checks through one
+    :class:`RowCheck` instead.
 
     Raises
     ------
@@ -376,34 +377,65 @@ def check_row(experiment, row, specs, generation):
         spec's extra dimensions, or a value is non-finite where the spec does
         not allow it.
     """
-    if len(row) != len(specs) or any(s.name not in row for s in specs):
-        _name_mismatch(experiment, row, specs)
-    coords = None
-    out = {}
-    for spec in specs:
-        raw = row[spec.name]
-        if not spec.extra_dims and isinstance(raw, _PLAIN_SCALARS):
-            # a plain number: no array machinery (this check runs once per generation and metric)
-            value = np.float64(raw)
-            if not (spec.nan_ok or math.isfinite(value)):
-                _non_finite(experiment, spec, np.asarray(value), generation)
+    return RowCheck(experiment, specs)(row, generation)
+
+
+class RowCheck:
+    """:func:`check_row` for every generation of a cell, with what the specs imply worked out once.
+
+    The names, which metrics may be NaN, and the sizes of the extra
+    dimensions (from ``experiment.coords()``, asked at the first metric that
+    has one) are the same for every generation: a check costs 10-40 µs,
+    8-14% of a toy experiment's generation, and rebuilding the coordinates
+    was half of the n-gram's.
+
+    Parameters
+    ----------
+    experiment : Experiment
+    specs : sequence of MetricSpec
+    """
+
+    def __init__(self, experiment, specs):
+        self.experiment, self.specs = experiment, tuple(specs)
+        self._names = {s.name for s in self.specs}
+        self._limits = None
+
+    def _limit(self, spec):
+        if self._limits is None:
+            coords = self.experiment.coords()
+            self._limits = {s.name: tuple(len(coords[d]) for d in s.extra_dims) for s in self.specs
+                            if s.extra_dims}
+        return self._limits[spec.name]
+
+    def __call__(self, row, generation):
+        """The checked row of generation ``generation`` (see :func:`check_row`)."""
+        experiment = self.experiment
+        if row.keys() != self._names:
+            _name_mismatch(experiment, row, self.specs)
+        out = {}
+        for spec in self.specs:
+            raw = row[spec.name]
+            if not spec.extra_dims and isinstance(raw, _PLAIN_SCALARS):
+                # a plain number: no array machinery (this check runs once per generation and metric)
+                value = np.float64(raw)
+                if not (spec.nan_ok or math.isfinite(value)):
+                    _non_finite(experiment, spec, np.asarray(value), generation)
+                out[spec.name] = value
+                continue
+            value = np.asarray(raw, dtype=np.float64)
+            if spec.extra_dims:
+                limit = self._limit(spec)
+                ok = value.ndim == len(limit) and all(s <= n for s, n in zip(value.shape, limit))
+            else:
+                ok = value.ndim == 0
+            if not ok:
+                raise ExperimentError(f"experiment {type(experiment).__name__} returned metric {spec.name!r} "
+                                      f"with shape {value.shape}; its spec has extra dimensions "
+                                      f"{spec.extra_dims or '()'}")
+            if not spec.nan_ok and not np.isfinite(value).all():
+                _non_finite(experiment, spec, value, generation)
             out[spec.name] = value
-            continue
-        value = np.asarray(raw, dtype=np.float64)
-        if spec.extra_dims:
-            coords = experiment.coords() if coords is None else coords
-            limit = tuple(len(coords[d]) for d in spec.extra_dims)
-            ok = value.ndim == len(limit) and all(s <= n for s, n in zip(value.shape, limit))
-        else:
-            ok = value.ndim == 0
-        if not ok:
-            raise ExperimentError(f"experiment {type(experiment).__name__} returned metric {spec.name!r} "
-                                  f"with shape {value.shape}; its spec has extra dimensions "
-                                  f"{spec.extra_dims or '()'}")
-        if not spec.nan_ok and not np.all(np.isfinite(value)):
-            _non_finite(experiment, spec, value, generation)
-        out[spec.name] = value
-    return out
+        return out
 
 
 _PLAIN_SCALARS = (float, int, np.floating, np.integer, np.bool_, bool)
@@ -457,6 +489,7 @@ def run_cell(experiment, alpha, generations, regime, streams, first=None):
     if regime not in REGIMES:
         raise ValueError(f"`regime` must be one of {REGIMES}, got {regime!r}")
     specs = cell_metric_specs(experiment)
+    check = RowCheck(experiment, specs)
     try:
         if first is None:
             first = first_generation(experiment, streams, specs)
@@ -472,7 +505,7 @@ def run_cell(experiment, alpha, generations, regime, streams, first=None):
             row = experiment.metrics(model, parts, heldout, rng)
             row["acceptance"] = acceptance
             row["train_size"] = float(sum(len(p) for p in parts))
-            rows.append(check_row(experiment, row, specs, g))
+            rows.append(check(row, g))
     except ExperimentError as exc:
         raise ExperimentError(f"cell (alpha = {alpha:g}, seed {streams.seed_index}): {exc}") from None
     return {spec.name: _stack([row[spec.name] for row in rows]) for spec in specs}
