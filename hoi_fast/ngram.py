@@ -222,7 +222,10 @@ class NGramModel:
     @property
     def support(self):
         """Number of distinct top-order n-grams in the training text."""
-        return int(np.count_nonzero(self._depth == self.order))
+        # a node is a context (depth < order) or a top-order gram, and the rows
+        # hold a header per context and an entry per node but the root
+        contexts = self._rows.shape[0] - (self._n_nodes - 1)
+        return self._n_nodes - contexts
 
     def symbol_counts(self):
         """How often each symbol occurs in the training text, shape (V,), int64."""
@@ -246,7 +249,8 @@ class NGramModel:
         return logp, top
 
     def _score_distinct(self, grams):
-        """Trusted: :meth:`_score` of the text of ``grams`` (a :class:`DistinctGrams`), each gram scored once."""
+        """Trusted: (log p, top-order training count) of every distinct gram of ``grams`` (a
+        :class:`DistinctGrams`); ``values[grams.inverse]`` is :meth:`_score` of its text."""
         if (grams.order, grams.vocab_size) != (self.order, self.vocab_size):
             raise ValueError(f"the grams are of order {grams.order} over {grams.vocab_size} symbols; the model "
                              f"is of order {self.order} over {self.vocab_size}")
@@ -257,7 +261,7 @@ class NGramModel:
                                   self._tables_without_index, logp, top)
         else:
             logp, top = self._score(*grams.windows)
-        return logp[grams.inverse], top[grams.inverse]
+        return logp, top
 
     def log_probs(self, codes):
         """Natural-log probability of every scored position.
@@ -377,7 +381,9 @@ class DistinctGrams:
     gives what scoring every position gives, to the bit.  Worth it for a text
     scored by many models: the held-out text of a cell, scored by every
     generation (10 000 positions of English hold ~3 600 distinct 4-grams).
-    Build it with :func:`distinct_grams`.
+    Build it with :func:`distinct_grams`; :meth:`NGramModel._score_distinct`
+    scores the distinct grams, and ``values[inverse]`` spreads them over the
+    positions.
 
     Attributes
     ----------
@@ -390,11 +396,14 @@ class DistinctGrams:
         keys them); None when ``order`` symbols do not fit in 62 bits.
     inverse : ndarray, shape (P,), int64
         The distinct gram of every scored position, in scoring order.
+    counts : ndarray, shape (U,), int64
+        Positions of every distinct gram.
     """
 
     def __init__(self, order, vocab_size, windows, keys, inverse):
         self.order, self.vocab_size = order, vocab_size
         self.windows, self.keys, self.inverse = windows, keys, inverse
+        self.counts = np.bincount(inverse, minlength=windows[1].shape[0])
 
 
 def distinct_grams(codes_or_parts, order, vocab_size):

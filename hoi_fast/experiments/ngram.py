@@ -199,17 +199,28 @@ class Segments:
 
 
 class HeldOut:
-    """Held-out codes of one cell, their distinct grams and the tail mask (positions rare in R).
+    """Held-out codes of one cell, their distinct grams and the tail (positions rare in R).
 
     Every generation scores the same held-out text, so it is scored by its
     distinct grams (:class:`hoi_fast.ngram.DistinctGrams`): the same values,
     a third of the look-ups at the defaults.
+
+    Attributes
+    ----------
+    codes : ndarray, shape (L,), int32
+    grams : hoi_fast.ngram.DistinctGrams
+    tail : ndarray, shape (P,), bool
+        The scored positions whose top-order n-gram occurs at most
+        ``TAIL_MAX_COUNT`` times in R.
+    tail_grams : ndarray, shape (T,), int64
+        The distinct gram of every tail position, in order (``grams.inverse[tail]``).
     """
 
     def __init__(self, codes, grams, tail):
         self.codes = codes
         self.grams = grams
         self.tail = tail
+        self.tail_grams = grams.inverse[tail]
 
 
 def _whole(codes):
@@ -264,7 +275,7 @@ class NGramExperiment:
         codes = self.corpus.window("heldout", self.config.heldout_chars, rng)
         grams = distinct_grams(codes, self.config.order, self.corpus.vocab_size)
         _, top = self.fit([pool], rng)._score_distinct(grams)
-        return HeldOut(codes, grams, top <= TAIL_MAX_COUNT)
+        return HeldOut(codes, grams, top[grams.inverse] <= TAIL_MAX_COUNT)
 
     def real_subset(self, pool, m, rng):
         n = pool.shape[0]
@@ -362,17 +373,18 @@ class NGramExperiment:
     # -- metrics --------------------------------------------------------------
 
     def metrics(self, model, parts, heldout, rng):
-        logp, top = model._score_distinct(heldout.grams)
-        real = summarize(logp)
+        grams = heldout.grams
+        logp, top = model._score_distinct(grams)  # per distinct gram
+        real = summarize(logp[grams.inverse])
         ctx = self._context(rng)
         own = np.concatenate([ctx, model._sample(self.config.self_chars, rng, ctx)])
         own_logp, _ = model._score(own, *_whole(own))
         out = {
             "real_bpc": real.bits_per_char,
-            "tail_bpc": summarize(logp[heldout.tail]).bits_per_char,
+            "tail_bpc": summarize(logp[heldout.tail_grams]).bits_per_char,
             "self_bpc": summarize(own_logp).bits_per_char,
             "support": float(model.support),
-            "unseen_rate": float(np.count_nonzero(top == 0)) / top.shape[0],
+            "unseen_rate": float(grams.counts[top == 0].sum()) / grams.inverse.shape[0],
             "char_counts": model.symbol_counts().astype(np.float64),
             "unseen_events": float(real.unseen),
         }
