@@ -375,16 +375,16 @@ class NGramExperiment:
     def metrics(self, model, parts, heldout, rng):
         grams = heldout.grams
         logp, top = model._score_distinct(grams)  # per distinct gram
-        real = summarize(logp[grams.inverse])
+        real = summarize(logp.take(grams.inverse))
         ctx = self._context(rng)
         own = np.concatenate([ctx, model._sample(self.config.self_chars, rng, ctx)])
         own_logp, _ = model._score(own, *_whole(own))
         out = {
             "real_bpc": real.bits_per_char,
-            "tail_bpc": summarize(logp[heldout.tail_grams]).bits_per_char,
+            "tail_bpc": summarize(logp.take(heldout.tail_grams)).bits_per_char,
             "self_bpc": summarize(own_logp).bits_per_char,
             "support": float(model.support),
-            "unseen_rate": float(grams.counts[top == 0].sum()) / grams.inverse.shape[0],
+            "unseen_rate": float(grams.counts.dot(top == 0)) / grams.inverse.shape[0],
             "char_counts": model.symbol_counts().astype(np.float64),
             "unseen_events": float(real.unseen),
         }
