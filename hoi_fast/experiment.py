@@ -383,11 +383,11 @@ def check_row(experiment, row, specs, generation):
 class RowCheck:
     """:func:`check_row` for every generation of a cell, with what the specs imply worked out once.
 
-    The names, which metrics may be NaN, and the sizes of the extra
-    dimensions (from ``experiment.coords()``, asked at the first metric that
-    has one) are the same for every generation: a check costs 10-40 µs,
-    8-14% of a toy experiment's generation, and rebuilding the coordinates
-    was half of the n-gram's.
+    The names and the sizes of the extra dimensions (from
+    ``experiment.coords()``, asked at the first metric that has one) are the
+    same for every generation.  Worked out per row, a check cost 10-40 µs,
+    8-14% of a toy experiment's generation, and rebuilding the n-gram's
+    coordinates was half of its check.
 
     Parameters
     ----------

@@ -392,8 +392,9 @@ class DistinctGrams:
         ``(codes, starts, ends)``: every distinct gram as a segment of its own.
     keys : ndarray, shape (U,), int64, or None
         The distinct grams packed side by side, ``ceil(log2 V)`` bits per
-        symbol, the first in the high bits (as the packed counting table
-        keys them); None when ``order`` symbols do not fit in 62 bits.
+        symbol, the first in the high bits (the packed counting table's keys
+        without their length marker); None when ``order`` symbols do not fit
+        in 62 bits.
     inverse : ndarray, shape (P,), int64
         The distinct gram of every scored position, in scoring order.
     counts : ndarray, shape (U,), int64

@@ -927,6 +927,29 @@ def _back_off(p, chain, lo, hi, rec):
 
 
 @jit
+def _backed_off(p, x, d, m, chain, sfx, rec):
+    """``p`` times the back-off weights of the contexts of depths ``d, d - 1, .., m``: ``x`` (of depth
+    ``d``) and its suffix chain, multiplied shallowest first (:func:`_back_off`); ``chain`` is scratch."""
+    for q in range(d, m - 1, -1):
+        chain[q] = x
+        x = sfx[x]
+    return _back_off(p, chain, m, d + 1, rec)
+
+
+@jit
+def _longest_gram(table, mask, shift, packed, sb, longest, shortest):
+    """The longest gram ending ``packed`` of ``longest`` down to ``shortest`` characters in the packed
+    table: ``(node, length)``, or ``(-1, shortest - 1)`` if none is."""
+    m = longest
+    while m >= shortest:
+        g = _find(table, mask, shift, _gram_key(packed, sb, m))
+        if g >= 0:
+            return g, m
+        m -= 1
+    return np.int64(-1), m
+
+
+@jit
 def _score_kn(codes, starts, ends, order, vocab_size, tables, logp, top_count):
     """:func:`score` for kneser-ney: every order of a position in one walk.
 
@@ -950,11 +973,7 @@ def _score_kn(codes, starts, ends, order, vocab_size, tables, logp, top_count):
             if j - a >= order - 1:
                 p = rec[g, 2] if g >= 0 else uniform
                 if dy < d:
-                    x = h
-                    for m in range(d, dy, -1):
-                        chain[m] = x
-                        x = sfx[x]
-                    p = _back_off(p, chain, dy + 1, d + 1, rec)
+                    p = _backed_off(p, h, d, dy + 1, chain, sfx, rec)
                 logp[out] = np.log(p) if p > 0 else -np.inf
                 top_count[out] = cnt[g] if dy == order - 1 else 0
                 out += 1
@@ -991,23 +1010,13 @@ def score_packed(codes, starts, ends, order, vocab_size, symbol_bits, table, tab
         for j in range(a, ends[s]):
             c = np.int64(codes[j])
             packed = ((packed << sb) | c) & full
-            m = min(order, j - a + 1)
-            g = np.int64(-1)
-            while m > 0:
-                g = _find(table, mask, shift, _gram_key(packed, sb, m))
-                if g >= 0:
-                    break
-                m -= 1
+            g, m = _longest_gram(table, mask, shift, packed, sb, min(order, j - a + 1), 1)
             if j - a >= order - 1:
                 p = rec[g, 2] if g >= 0 else uniform
                 # the deepest context: the previous deepest gram, cut to order - 1 characters
                 d = min(prev_len, order - 1)
                 if m - 1 < d:
-                    x = prev if prev_len < order else np.int64(sfx[prev])
-                    for q in range(d, m - 1, -1):
-                        chain[q] = x
-                        x = sfx[x]
-                    p = _back_off(p, chain, m, d + 1, rec)
+                    p = _backed_off(p, prev if prev_len < order else np.int64(sfx[prev]), d, m, chain, sfx, rec)
                 logp[out] = np.log(p) if p > 0 else -np.inf
                 top_count[out] = cnt[g] if m == order else 0
                 out += 1
@@ -1036,33 +1045,15 @@ def score_packed_grams(keys, order, vocab_size, symbol_bits, table, table_bits, 
     shift = 64 - table_bits
     sb = np.int64(symbol_bits)
     for i in range(keys.shape[0]):
-        packed = keys[i]
-        m = order
-        g = np.int64(-1)
-        while m > 0:
-            g = _find(table, mask, shift, _gram_key(packed, sb, m))
-            if g >= 0:
-                break
-            m -= 1
+        g, m = _longest_gram(table, mask, shift, keys[i], sb, order, 1)
         p = rec[g, 2] if g >= 0 else uniform
         if m < order:
             # the deepest context: the longest occurring suffix of the order - 1
             # characters before; a gram of m characters occurs, so its context
             # of m - 1 does, and only the depths above it can back off
-            context = packed >> sb
-            d, x = order - 1, np.int64(-1)
-            while d >= m and d > 0:
-                x = _find(table, mask, shift, _gram_key(context, sb, d))
-                if x >= 0:
-                    break
-                d -= 1
-            if x < 0 and d == 0:
-                x = np.int64(0)  # the root, the empty context
+            x, d = _longest_gram(table, mask, shift, keys[i] >> sb, sb, order - 1, max(m, 1))
             if m - 1 < d:
-                for q in range(d, m - 1, -1):
-                    chain[q] = x
-                    x = sfx[x]
-                p = _back_off(p, chain, m, d + 1, rec)
+                p = _backed_off(p, x if d > 0 else np.int64(0), d, m, chain, sfx, rec)  # depth 0: the root
         logp[i] = np.log(p) if p > 0 else -np.inf
         top_count[i] = cnt[g] if m == order else 0
     return keys.shape[0]
