@@ -268,7 +268,9 @@ class NGramModel:
 
         Parameters
         ----------
-        codes : array_like of int, shape (L,), or list of such arrays
+        codes : array_like of int, shape (L,), or list of such arrays, or DistinctGrams
+            A text, or its :func:`distinct_grams` (the same result, each
+            distinct n-gram scored once: for a text scored by many models).
 
         Returns
         -------
@@ -277,10 +279,12 @@ class NGramModel:
             single array is ``log p(codes[i + order - 1] | preceding order - 1)``.
             ``-inf`` for a probability-0 event (``mle`` only).
         """
+        if isinstance(codes, DistinctGrams):
+            return self._score_distinct(codes)[0].take(codes.inverse)
         return self._score(*_as_segments(codes, self.vocab_size, "codes"))[0]
 
     def bits_per_char(self, codes):
-        """Bits per character of ``codes`` (see :class:`BitsPerChar`)."""
+        """Bits per character of ``codes`` (a text or its :func:`distinct_grams`; see :class:`BitsPerChar`)."""
         return summarize(self.log_probs(codes))
 
     def next_probs(self, context):

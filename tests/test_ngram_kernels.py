@@ -411,10 +411,18 @@ def test_scoring_distinct_grams_equals_scoring_every_position(order, smoothing):
         np.testing.assert_array_equal(logp[grams.inverse], want[0])
 
 
+def test_log_probs_of_a_texts_distinct_grams_are_its_log_probs(real_codes):
+    train, heldout, vocab = real_codes
+    model = ngram.train(train, 5, vocab_size=vocab)
+    grams = ngram.distinct_grams(heldout, 5, vocab)
+    np.testing.assert_array_equal(model.log_probs(grams), model.log_probs(heldout))
+    assert model.bits_per_char(grams) == model.bits_per_char(heldout)
+
+
 def test_distinct_grams_refuse_a_model_of_another_order():
     model = ngram.train(np.arange(50) % 7, 3, vocab_size=7)
     with pytest.raises(ValueError, match="order 2 over 7 symbols; the model is of order 3"):
-        model._score_distinct(ngram.distinct_grams(np.arange(20) % 7, 2, 7))
+        model.log_probs(ngram.distinct_grams(np.arange(20) % 7, 2, 7))
 
 
 # -- bit-identity with the engine before the speed work (commit 7a4877d) ----------
