@@ -17,7 +17,7 @@ items from the previous model, fit, and compute every metric.
   metric (the peer needs no item arrays, so it skips work we do).
 * ``test_loop_step``: :func:`hoi_fast.experiment.run_cell` per generation,
   i.e. the step plus the shared loop's own work (a fresh ``SeedSequence``
-  generator per generation, ``real_count``, ``check_row`` on every metric).
+  generator per generation, ``real_count``, the row check of every metric).
 
 ``extra_info`` holds seconds per generation and, for ours, the speed-up over
 the peer twice: from the two benchmarks' medians, and as the median of
