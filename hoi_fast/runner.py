@@ -107,9 +107,17 @@ def run_block(config, block, between_cells=None):
                 metrics = run_cell(experiment, alpha, config.generations, config.regime, streams, first)
                 out.append((block.cell_index(a, seed_index), metrics))
     except ExperimentError as exc:
-        where = ", ".join(f"{s.field} = {v}" for s, v in zip(sweeps, values))
-        raise ExperimentError(f"{block.experiment}{f' ({where})' if where else ''} {exc}") from None
+        raise ExperimentError(f"{_label(block.experiment, [s.name for s in sweeps], values)} {exc}") from None
     return out
+
+
+def _label(experiment, names, values):
+    """How messages name an experiment at swept values: ``gmm (components = 3)``, or ``gmm`` without sweeps.
+
+    ``names`` are the swept parameters' ``"experiment.field"`` names, ``values`` their values.
+    """
+    where = ", ".join(f"{name.rpartition('.')[2]} = {value}" for name, value in zip(names, values))
+    return f"{experiment} ({where})" if where else experiment
 
 
 def probe_cell(config, name, values):
@@ -140,8 +148,7 @@ def probe_cell(config, name, values):
     entry = config.entry(name)
     alpha = max(config.alphas)
     streams = CellStreams(config.root_seed, entry.stream_key, 0, alpha, tuple(values.values()))
-    where = ", ".join(f"{k.rpartition('.')[2]} = {v}" for k, v in values.items())
-    label = f"{name}{f' ({where})' if where else ''}"
+    label = _label(name, values.keys(), values.values())
     try:
         experiment = make_experiment(entry, config.experiment_config(name, values))
         run_cell(experiment, alpha, min(2, config.generations), config.regime, streams)
