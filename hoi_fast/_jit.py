@@ -17,6 +17,11 @@ Kernels copy arrays with :func:`copy_into`, not a slice assignment
 shape-error message, string formatting included, into the caller: without
 such copies the gmm kernels compile on an empty cache in about 0.63 of the time.
 
+A kernel whose floating-point sum or product must round in the order it is
+written (Kneser-Ney's back-off product, reproduced bit for bit by the golden
+tests) uses :data:`jit_in_order`: the same options without ``reassoc``, so
+LLVM may not regroup its operations.
+
 Kernels never use ``prange``: the grid parallelises across cells, so every
 kernel is serial and results do not depend on the number of threads.
 """
@@ -40,6 +45,9 @@ def jit(func=None, *, cache=True):
     if func is None:
         return lambda f: numba.njit(**options)(f)
     return numba.njit(**options)(func)
+
+#: :func:`jit` without ``reassoc``, for a sum or product whose rounding must follow a fixed order
+jit_in_order = numba.njit(nogil=True, cache=True, fastmath=set(FASTMATH_FLAGS - {"reassoc"}), error_model="numpy")
 
 
 @jit

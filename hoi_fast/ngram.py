@@ -1,7 +1,9 @@
 """Character n-gram language models: train, score, sample.
 
-A thin validated layer over :mod:`hoi_fast.kernels.ngram` (see its docstring
-for the data structure and the exact smoothing formulas).
+A thin validated layer over the kernels :mod:`hoi_fast.kernels.ngram` (counting
+and smoothing; see its docstring for the data structure and the exact
+smoothing formulas), :mod:`hoi_fast.kernels.ngram_score` and
+:mod:`hoi_fast.kernels.ngram_sample`.
 
 Quick start::
 
@@ -34,6 +36,7 @@ import numpy as np
 
 from hoi_fast.kernels import ngram as _k
 from hoi_fast.kernels import ngram_sample as _sampler
+from hoi_fast.kernels import ngram_score as _scorer
 
 SMOOTHINGS = ("kneser-ney", "add-k", "mle")
 MAX_ORDER = 10
@@ -155,7 +158,7 @@ class NGramModel:
                                                  parent, char, depth, sfx, cnt, self._cumulative)
         self._n_nodes = n
         self._parent, self._char, self._depth, self._cont, self._cnt = parent, char, depth, cont, cnt
-        # the counting table, keyed by packed grams, scores kneser-ney (kernels.score_packed)
+        # the counting table, keyed by packed grams, scores kneser-ney (kernels.ngram_score.score_packed)
         self._packed = (symbol_bits, table, bits) if symbol_bits else None
         # otherwise the counting table, keyed by parent * V + char, becomes the index (see _tables)
         self._counting_table = None if symbol_bits else (table, bits)
@@ -242,10 +245,10 @@ class NGramModel:
         logp = np.empty(n_pos, np.float64)
         top = np.empty(n_pos, np.int64)
         if self._packed is not None and self._sid == _k.KNESER_NEY:
-            _k.score_packed(codes, starts, ends, self.order, self.vocab_size, *self._packed,
+            _scorer.score_packed(codes, starts, ends, self.order, self.vocab_size, *self._packed,
                             self._tables_without_index, logp, top)
         else:
-            _k.score(codes, starts, ends, self.order, self.vocab_size, self._sid, self._tables, logp, top)
+            _scorer.score(codes, starts, ends, self.order, self.vocab_size, self._sid, self._tables, logp, top)
         return logp, top
 
     def _score_distinct(self, grams):
@@ -257,7 +260,7 @@ class NGramModel:
         if self._packed is not None and self._sid == _k.KNESER_NEY:
             size = grams.keys.shape[0]
             logp, top = np.empty(size, np.float64), np.empty(size, np.int64)
-            _k.score_packed_grams(grams.keys, self.order, self.vocab_size, *self._packed,
+            _scorer.score_packed_grams(grams.keys, self.order, self.vocab_size, *self._packed,
                                   self._tables_without_index, logp, top)
         else:
             logp, top = self._score(*grams.windows)
@@ -294,7 +297,7 @@ class NGramModel:
         context is treated as unseen beyond its length (the model backs off).
         """
         ctx, _, _ = _as_segments(context, self.vocab_size, "context")
-        return _k.next_probs(ctx, self.order, self.vocab_size, self._sid, self._tables)
+        return _scorer.next_probs(ctx, self.order, self.vocab_size, self._sid, self._tables)
 
     # -- sampling -----------------------------------------------------------
 

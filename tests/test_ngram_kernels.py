@@ -13,6 +13,7 @@ from hoi_fast import ngram
 from hoi_fast.corpus import load_corpus
 from hoi_fast.kernels import ngram as kernels
 from hoi_fast.kernels import ngram_sample as sampler
+from hoi_fast.kernels import ngram_score as scorer
 from reference_ngram import Reference, continuation, counts
 
 SMOOTHINGS = ("kneser-ney", "add-k", "mle")
@@ -379,8 +380,8 @@ def test_packed_counting_and_scoring_equal_the_trie_walk(order):
     size = text.shape[0] - 2 * (order - 1)
     got = np.empty(size), np.empty(size, np.int64)
     want = np.empty(size), np.empty(size, np.int64)
-    kernels.score_packed(text, ts, te, order, vocab, *model._packed, model._tables, *got)
-    kernels.score(text, ts, te, order, vocab, kernels.KNESER_NEY, model._tables, *want)
+    scorer.score_packed(text, ts, te, order, vocab, *model._packed, model._tables, *got)
+    scorer.score(text, ts, te, order, vocab, kernels.KNESER_NEY, model._tables, *want)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
 
@@ -407,7 +408,7 @@ def test_scoring_distinct_grams_equals_scoring_every_position(order, smoothing):
     np.testing.assert_array_equal(grams.counts, np.bincount(grams.inverse))
     if smoothing == "kneser-ney" and grams.keys is not None:  # the key kernel, not the windows
         logp, top = np.empty(grams.keys.shape[0]), np.empty(grams.keys.shape[0], np.int64)
-        kernels.score_packed_grams(grams.keys, order, vocab, *model._packed, model._tables, logp, top)
+        scorer.score_packed_grams(grams.keys, order, vocab, *model._packed, model._tables, logp, top)
         np.testing.assert_array_equal(logp[grams.inverse], want[0])
 
 

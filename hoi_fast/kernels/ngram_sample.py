@@ -9,12 +9,11 @@ These kernels trust their inputs; :mod:`hoi_fast.ngram` validates and coerces.
 
 import numpy as np
 
-from hoi_fast._jit import jit
+from hoi_fast._jit import jit, jit_in_order
 from hoi_fast.kernels.ngram import (
     ADD_K,
     KNESER_NEY,
     MLE,
-    _jit_in_order,
     _advance,
     _child,
     _context_after,
@@ -137,7 +136,7 @@ def sample(context, n, rng, order, vocab_size, smoothing, k, tables, rows, row_a
     k : float
         The add-k pseudo-count.
     tables : tuple
-        As in :func:`score`; the index is read under add-k only.
+        As in :func:`hoi_fast.kernels.ngram_score.score`; the index is read under add-k only.
     rows, row_after : ndarray
         From :func:`finalize`.
     cumulative : bool
@@ -323,7 +322,7 @@ def _dense_probs(prev, order, vocab_size, smoothing, k, rec, rows, row_after, cu
                 return
 
 
-@_jit_in_order
+@jit_in_order
 def _sum_in_order(q):
     """``q[0] + q[1] + ...`` left to right.
 
@@ -392,7 +391,7 @@ def sample_biased(context, n, rng, order, vocab_size, smoothing, k, temperature,
     """Sample ``n`` characters from ``p(c | h) ** (1 / temperature)``, truncated and renormalised.
 
     Per character: the model's full next-character distribution (as
-    :func:`next_probs`), raised to ``1 / temperature`` in log space relative
+    :func:`hoi_fast.kernels.ngram_score.next_probs`), raised to ``1 / temperature`` in log space relative
     to its largest entry (:func:`_temper`; skipped at temperature 1, which
     keeps the exact probabilities), truncated to the
     ``top_k`` most likely characters (0 = off) and then to the smallest set
