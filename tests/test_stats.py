@@ -10,6 +10,7 @@ import pytest
 import scipy.stats
 
 from hoi_fast import stats
+from hoi_fast.stats import _common
 
 LEVEL = 0.95
 
@@ -83,7 +84,7 @@ def test_bootstrap_band_matches_scipy_bootstrap(method, scipy_method):
 
 def test_bootstrap_resample_weights_have_the_bootstrap_law():
     # counts of a seed in a resample are Binomial(n, 1/n); resamples have n draws
-    w = stats._resample_weights(np.random.default_rng(27), 10, 20000)
+    w = _common._resample_weights(np.random.default_rng(27), 10, 20000)
     assert np.all(w.sum(axis=1) == 10)
     assert w.mean() == pytest.approx(1.0, abs=0.01)
     assert w.var() == pytest.approx(10 * 0.1 * 0.9, abs=0.02)
@@ -312,10 +313,10 @@ def test_resampled_moments_match_explicit_resamples():
     rng = np.random.default_rng(25)
     data = rng.standard_normal((12, 5))
     data[3, 2] = np.nan
-    z, v, centre = stats._centre(data)
+    z, v, centre = _common._centre(data)
     idx = rng.integers(0, 12, (4, 12))
     w = np.stack([np.bincount(i, minlength=12) for i in idx]).astype(float)
-    mean, var, n = stats._weighted_moments(w, z, v, centre)
+    mean, var, n = _common._weighted_moments(w, z, v, centre)
     for k, i in enumerate(idx):
         sample = data[i]
         np.testing.assert_allclose(mean[k], np.nanmean(sample, axis=0), rtol=1e-12)

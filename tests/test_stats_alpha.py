@@ -10,6 +10,7 @@ import pytest
 import scipy.stats
 
 from hoi_fast import stats
+from hoi_fast.stats import critical
 
 try:  # the reference fit (SciPy >= 1.12; the library itself needs only 1.11)
     from scipy.optimize import isotonic_regression
@@ -161,7 +162,7 @@ def test_isotonic_crossing_matches_scipy_isotonic_regression():
     y = rng.normal(0, 1, (rows, n_alpha)).cumsum(1) * rng.choice([-1, 1, 0.3], (rows, 1))
     w = rng.integers(0, 4, (rows, n_alpha)).astype(float)  # 0: an α without data
     tau = rng.normal(0, 2, rows)
-    got = stats._isotonic_crossing(y, w, tau, a)
+    got = critical._isotonic_crossing(y, w, tau, a)
     ref = np.array([reference_crossing(y[k], w[k], tau[k], a) for k in range(rows)])
     both_inf = np.isinf(got) & np.isinf(ref)
     assert 0.2 < both_inf.mean() < 0.7  # both branches exercised
@@ -172,11 +173,11 @@ def test_isotonic_crossing_where_the_fit_touches_the_tolerance():
     # the fit equals the tolerance at α = 0.2 and 0.4 and exceeds it at 0.6:
     # the crossing is where it leaves the tolerance (a ">=" rule would say 0.2)
     y = np.array([[0.0, 0.1, 0.1, 0.3]])
-    got = stats._isotonic_crossing(y, np.ones_like(y), np.array([0.1]), np.array([0.0, 0.2, 0.4, 0.6]))
+    got = critical._isotonic_crossing(y, np.ones_like(y), np.array([0.1]), np.array([0.0, 0.2, 0.4, 0.6]))
     assert got[0] == pytest.approx(0.4)
     # a violator pooled across the crossing: fit (0, 0.2, 0.2, 0.3) crosses 0.1 between 0 and 0.2
     y = np.array([[0.0, 0.3, 0.1, 0.3]])
-    got = stats._isotonic_crossing(y, np.ones_like(y), np.array([0.1]), np.array([0.0, 0.2, 0.4, 0.6]))
+    got = critical._isotonic_crossing(y, np.ones_like(y), np.array([0.1]), np.array([0.0, 0.2, 0.4, 0.6]))
     assert got[0] == pytest.approx(0.1)
 
 
