@@ -17,14 +17,13 @@ from hoi_fast.experiment import MetricSpec
 from hoi_fast.store import (
     GroupLayout,
     ResultsWriter,
-    _encode_cell,
-    _journal_header,
     consolidate,
     file_identity,
     journal_path,
     read_group,
     read_journal,
 )
+from hoi_fast.store.journal import _encode_cell, _journal_header
 
 ALPHAS = 3
 GENERATIONS = 3

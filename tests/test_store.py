@@ -138,30 +138,31 @@ def test_storing_seconds_measures_in_memory_and_writes_nothing(tmp_path, monkeyp
 
 
 def test_metric_chunks_hold_whole_cells_of_about_one_mebibyte(tmp_path):
-    from hoi_fast import store
+    from hoi_fast.store import schema
 
-    assert store._chunks((50, 100, 20), 1) == (1, 100, 20)  # scalars: a whole α row
-    assert store._chunks((50, 100, 20, 1000), 1) == (1, 6, 20, 1000)  # 160 KB cells: 6 per chunk
-    assert store._chunks((50, 3, 100, 20, 10, 10), 2) == (1, 1, 65, 20, 10, 10)  # a sweep axis: one value
-    assert store._chunks((2, 1, 20, 10**6), 1) == (1, 1, 20, 10**6)  # a cell above 1 MiB: one per chunk
+    assert schema._chunks((50, 100, 20), 1) == (1, 100, 20)  # scalars: a whole α row
+    assert schema._chunks((50, 100, 20, 1000), 1) == (1, 6, 20, 1000)  # 160 KB cells: 6 per chunk
+    assert schema._chunks((50, 3, 100, 20, 10, 10), 2) == (1, 1, 65, 20, 10, 10)  # a sweep axis: one value
+    assert schema._chunks((2, 1, 20, 10**6), 1) == (1, 1, 20, 10**6)  # a cell above 1 MiB: one per chunk
 
 
 def test_mid_run_consolidations_keep_to_a_share_of_the_run_and_a_journal_size(tmp_path, monkeypatch):
     """The next consolidation waits CONSOLIDATE_SECONDS, or 1/CONSOLIDATE_SHARE times the last one's
-    duration if longer; a journal of CONSOLIDATE_BYTES is moved at once (a fake clock: nothing timed)."""
-    from hoi_fast import store
+    duration if longer; a journal of CONSOLIDATE_BYTES is moved at once (a fake clock: nothing timed).
+    The writer reads ``consolidate`` and the settings in its own module, so they are patched there."""
+    from hoi_fast.store import writer as store_writer
 
     clock = [1000.0]
-    monkeypatch.setattr(store.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(store_writer.time, "monotonic", lambda: clock[0])
     moved = []
-    real = store.consolidate
+    real = store_writer.consolidate
 
     def slow_consolidate(path, finished=False, warn=None):  # each consolidation "takes" 12 s
         moved.append(clock[0])
         clock[0] += 12.0
         return real(path, finished=finished, warn=warn)
 
-    monkeypatch.setattr(store, "consolidate", slow_consolidate)
+    monkeypatch.setattr(store_writer, "consolidate", slow_consolidate)
     path = tmp_path / "r.h5"
     writer = ResultsWriter(path, [layout()], {}, flush_seconds=0)
     moved.clear()  # (creating the file consolidates nothing: only count the writer's own)
@@ -171,9 +172,9 @@ def test_mid_run_consolidations_keep_to_a_share_of_the_run_and_a_journal_size(tm
         clock[0] = t
         writer.write_cell("ngram", index, cell)
 
-    write_at(1000.0 + store.CONSOLIDATE_SECONDS - 1, (0, 0))
+    write_at(1000.0 + store_writer.CONSOLIDATE_SECONDS - 1, (0, 0))
     assert moved == []
-    write_at(1000.0 + store.CONSOLIDATE_SECONDS, (0, 1))
+    write_at(1000.0 + store_writer.CONSOLIDATE_SECONDS, (0, 1))
     assert moved == [1030.0]  # the first: CONSOLIDATE_SECONDS after the start
     # it took 12 s: the next one is due 12 / CONSOLIDATE_SHARE = 120 s after it ended (> 30 s)
     write_at(1042.0 + 119.0, (0, 2))
@@ -181,7 +182,7 @@ def test_mid_run_consolidations_keep_to_a_share_of_the_run_and_a_journal_size(tm
     write_at(1042.0 + 120.0, (1, 0))
     assert moved == [1030.0, 1162.0]
     # a journal of CONSOLIDATE_BYTES is moved at once, whatever the clock
-    monkeypatch.setattr(store, "CONSOLIDATE_BYTES", 1)
+    monkeypatch.setattr(store_writer, "CONSOLIDATE_BYTES", 1)
     write_at(1175.0, (1, 1))
     assert moved == [1030.0, 1162.0, 1175.0]
     writer.close(finished=True)

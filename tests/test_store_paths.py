@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import hoi_fast.store as store
+import hoi_fast.store.writer as store_writer
 from hoi_fast.store import (
     DISK_FULL,
     ResultsFileError,
@@ -250,7 +251,7 @@ def test_disk_full_while_appending_keeps_the_journal_usable(tmp_path, monkeypatc
         real_pwrite(fd, bytes(data)[:len(data) // 2], offset)
         raise_enospc()
 
-    monkeypatch.setattr(store.os, "pwrite", half_then_full)
+    monkeypatch.setattr(store_writer.os, "pwrite", half_then_full)
     with pytest.raises(ResultsFileError) as caught:
         writer.write_cell("gmm", all_cells()[4], metrics(config(), all_cells()[4]))
     assert one_line(caught).startswith(DISK_FULL)
@@ -270,7 +271,7 @@ def test_disk_full_while_consolidating_leaves_file_and_journal_intact(tmp_path, 
         real_copy(src, dst)  # the copy exists, the writes into it fail
         raise_enospc()
 
-    monkeypatch.setattr(store.shutil, "copyfile", copy_then_full)
+    monkeypatch.setattr(store_writer.shutil, "copyfile", copy_then_full)
     with pytest.raises(ResultsFileError) as caught:
         ResultsWriter(path, [layout()], config())
     assert one_line(caught).startswith(DISK_FULL)
