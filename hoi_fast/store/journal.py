@@ -216,7 +216,7 @@ def read_journal(path):
         records before any torn or corrupt tail (cells that were never
         reported done and are simply recomputed).  Empty if there is no
         journal, or if it belongs to another run or holds a record that does
-        not fit the file (such a journal is set aside by :func:`consolidate`).
+        not fit the file (such a journal is set aside by :func:`~hoi_fast.store.writer.consolidate`).
     """
     scan = scan_journal(path)
     return scan.cells if scan is not None and scan.problem is None else []
