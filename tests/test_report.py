@@ -15,6 +15,7 @@ import pytest
 
 from hoi_fast import report, stats
 from hoi_fast.experiment import MetricSpec
+from hoi_fast.report.cli import _experiment_words
 from hoi_fast.store import GroupLayout, ResultsWriter
 
 GMM_SPECS = (
@@ -250,8 +251,8 @@ def test_only_the_drawn_metrics_are_read(fake, monkeypatch):
 
 
 def test_experiment_words_expand_registry_aliases():
-    assert report._experiment_words("both") == ["gmm", "ngram"]
-    assert report._experiment_words("gmm, mypkg.mod:Exp") == ["gmm", "mypkg.mod:Exp"]
+    assert _experiment_words("both") == ["gmm", "ngram"]
+    assert _experiment_words("gmm, mypkg.mod:Exp") == ["gmm", "mypkg.mod:Exp"]
 
 
 def _error_paths(tmp_path, fake):
