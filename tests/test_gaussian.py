@@ -19,6 +19,7 @@ from hoi_fast.experiment import ExperimentError, first_generation, real_count, r
 from hoi_fast.experiments import gaussian as xg
 from hoi_fast.experiments.gaussian import GaussianConfig, GaussianExperiment
 from hoi_fast.kernels import gaussian as kg
+from hoi_fast.reproductions import closed_forms as theory
 from hoi_fast.seeding import CellStreams
 
 KEY = 3  # the registry's stream key of ``gaussian``
@@ -273,12 +274,12 @@ def test_replace_closed_forms_mle():
     g = np.arange(G)
     cov0 = np.array(COV3)
     r, det_step = (n - 1) / n, np.prod([(n - i) / n for i in (1, 2, 3)])
-    z_cov = z_score(m["covariance"], xg.replace_covariance_factor(n, g)[:, None, None] * cov0)
+    z_cov = z_score(m["covariance"], theory.replace_trace(n, g)[:, None, None] * cov0)
     assert np.abs(z_cov).max() < 4.5
     det = np.exp(m["log_det_ratio"])
-    assert np.abs(z_score(det, xg.replace_det_ratio(n, 3, g))).max() < 4
-    assert np.abs(z_score(m["trace_ratio"], xg.replace_covariance_factor(n, g))).max() < 4
-    assert np.abs(z_score(m["mean_error"], xg.replace_mean_error(n, np.trace(cov0), g))).max() < 4
+    assert np.abs(z_score(det, theory.replace_det(n, 3, g))).max() < 4
+    assert np.abs(z_score(m["trace_ratio"], theory.replace_trace(n, g))).max() < 4
+    assert np.abs(z_score(m["mean_error"], np.trace(cov0) * theory.replace_mean_error(n, g))).max() < 4
     # Per step E[tr S_g | S_{g-1}] = r tr S_{g-1} (and det likewise): step ratios are sharp enough
     # to reject a missing or extra refit (exponent off by one) by a wide margin.
     for values, factor, margin in ((m["trace_ratio"], r, 6), (det, det_step, 5)):  # det ratios: heavier tails
@@ -303,7 +304,7 @@ def test_replace_unbiased_variance_is_a_martingale_while_sigma_shrinks():
     var = m["covariance"][:, :, 0, 0]
     sd = np.sqrt(var)
     g = np.arange(G)
-    c = xg.std_factor(n)
+    c = theory.chi_moment(n, 1.0, ddof=1)
     assert c == pytest.approx(np.mean(np.sqrt(stats.chi2.rvs(n - 1, size=400000, random_state=0) / (n - 1))),
                               abs=2e-3)
     assert np.abs(z_score(var, var0)).max() < 4
@@ -312,7 +313,7 @@ def test_replace_unbiased_variance_is_a_martingale_while_sigma_shrinks():
     # planted: an exponent off by one, the MLE's shrinking variance
     assert np.abs(z_score(steps(sd, math.sqrt(var0)), 1.0)).min() > 6
     assert np.abs(z_score(steps(sd, math.sqrt(var0)), c * c)).min() > 6
-    assert abs(z_score(var[:, -1], var0 * xg.replace_covariance_factor(n, G - 1, ddof=0))) > 6
+    assert abs(z_score(var[:, -1], var0 * theory.replace_trace(n, G - 1, ddof=0))) > 6
     # mean: a random walk of steps sigma_{g-1}^2 / n
     assert np.abs(z_score(m["mean"][:, :, 0] ** 2, var0 / n * (g + 1))).max() < 4
 
@@ -324,7 +325,7 @@ def test_fresh_follows_its_exact_affine_recursion(alpha, ddof):
     spectrum = (2.0, 0.5)
     m = over_seeds(small(dim=2, samples=n, ddof=ddof, spectrum=spectrum), alpha, G, "fresh", seeds, root=1)
     tr0 = sum(spectrum)
-    s, e = xg.fresh_recursion(alpha, [n] * G, ddof, tr0)
+    s, e = theory.fresh_recursion(alpha, [n] * G, ddof, tr0)
     traces = m["trace_ratio"] * tr0
     assert np.abs(z_score(traces, s)).max() < 4
     assert np.abs(z_score(m["mean_error"], e)).max() < 4
@@ -341,7 +342,7 @@ def test_fresh_follows_its_exact_affine_recursion(alpha, ddof):
             x = M @ x + b
             wrong.append(x)
         assert abs(z_score(m["mean_error"][:, -1], np.array(wrong)[-1, 1])) > 4.5
-    s1, e1 = xg.fresh_recursion(1.0, [n] * G, ddof, tr0)
+    s1, e1 = theory.fresh_recursion(1.0, [n] * G, ddof, tr0)
     assert abs(z_score(m["mean_error"][:, -1], e1[-1])) > 8
 
 
@@ -351,7 +352,7 @@ def test_fresh_recursion_contracts_toward_the_truth_for_every_alpha_below_one():
     for n in (2, 3, 10, 25, 1000):
         for ddof in (0, 1):
             for alpha in np.linspace(0.0, 1.0, 101):
-                fixed, rate = xg.fresh_fixed_point(n, alpha, ddof)
+                fixed, rate = theory.fresh_fixed_point(n, alpha, ddof)
                 if real_count(alpha, n) == 0:  # no real point in the set: pure replacement, no contraction
                     assert rate >= 1.0
                     continue
@@ -360,10 +361,10 @@ def test_fresh_recursion_contracts_toward_the_truth_for_every_alpha_below_one():
             for alpha in (0.1, 0.5, 0.9):  # the recursion itself reaches the fixed point
                 if real_count(alpha, n) == 0:
                     continue
-                s, e = xg.fresh_recursion(alpha, [n] * 2000, ddof)
-                np.testing.assert_allclose([s[-1], e[-1]], xg.fresh_fixed_point(n, alpha, ddof)[0], rtol=1e-6)
+                s, e = theory.fresh_recursion(alpha, [n] * 2000, ddof)
+                np.testing.assert_allclose([s[-1], e[-1]], theory.fresh_fixed_point(n, alpha, ddof)[0], rtol=1e-6)
     # Bertrand et al.'s sufficient condition lambda = alpha / (1 - alpha) < 1 is not necessary: alpha = 0.9
-    fixed, rate = xg.fresh_fixed_point(1000, 0.9)
+    fixed, rate = theory.fresh_fixed_point(1000, 0.9)
     assert rate < 1 and fixed[0] == pytest.approx(1.0, abs=0.02) and fixed[1] < 0.02
 
 

@@ -16,6 +16,7 @@ from hoi_fast.experiment import first_generation, run_cell
 from hoi_fast.experiments import regression as xr
 from hoi_fast.experiments.regression import RegressionConfig, RegressionExperiment
 from hoi_fast.kernels import regression as kr
+from hoi_fast.reproductions import closed_forms as theory
 from hoi_fast.seeding import CellStreams
 
 KEY = 5  # the registry's stream key of ``regression``
@@ -201,7 +202,7 @@ def test_replace_error_grows_linearly():
     assert np.abs(z_score(ratio, g + 1)).max() < 4
     assert np.abs(z_score(ratio, g))[:3].min() > 8
     assert np.abs(z_score(ratio, g + 2))[:3].min() > 8
-    assert np.abs(z_score(raw, xr.expected_test_mse(T, d, noise, g, "mix"))).max() < 4
+    assert np.abs(z_score(raw, theory.regression_replace(T, d, noise, g))).max() < 4
 
 
 def test_accumulate_error_stays_below_pi_squared_over_six_times_the_first():
@@ -214,7 +215,7 @@ def test_accumulate_error_stays_below_pi_squared_over_six_times_the_first():
     shifted = np.concatenate([[0.0], expected[:-1]])  # sum up to g
     assert np.abs(z_score(ratio, shifted))[:2].min() > 8
     assert np.abs(z_score(ratio, g + 1))[1:].min() > 8  # the replace formula
-    assert np.abs(z_score(raw, xr.expected_test_mse(T, d, noise, g, "accumulate"))).max() < 4
+    assert np.abs(z_score(raw, theory.regression_accumulate(T, d, noise, g))).max() < 4
     assert raw[:, -1].mean() < math.pi ** 2 / 6 * raw[:, 0].mean()  # bounded, as the paper says
 
 

@@ -85,7 +85,9 @@ with C = scatter / count, the same number as the average over the points.
 ``self_nll`` uses that the summed squared Mahalanobis radius of m model points
 is chi2(m d): one ``rng.chisquare(m d)`` draw, exact in distribution.
 
-Closed forms (proved in the README, tested in ``tests/test_gaussian.py``)
+Closed forms (proved in the README; the functions are in
+:mod:`hoi_fast.reproductions.closed_forms`, tested through this experiment's
+loop in ``tests/test_gaussian.py``)
 --------------------------------------------------------------------------
 Index convention (verified by simulation): generation 0 is fitted on R (n
 real points), so after generation g there have been g + 1 fits; r = (n - 1)/n.
@@ -94,7 +96,7 @@ E Sigma_g = r^(g+1) Sigma0; E det Sigma_g / det Sigma0 = [prod_{i=1..d} (n - i)/
 E ||mu_g - mu0||^2 = tr Sigma0 (1 - r^(g+1)).  With ``ddof`` 1, d = 1:
 E sigma_g^2 = sigma0^2 and E sigma_g = sigma0 c(n)^(g+1),
 c(n) = sqrt(2/(n-1)) Gamma(n/2) / Gamma((n-1)/2).  ``fresh``: the affine
-recursion of :func:`fresh_recursion`.
+recursion of :func:`hoi_fast.reproductions.closed_forms.fresh_recursion`.
 """
 
 from __future__ import annotations
@@ -103,11 +105,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
 
 from hoi_fast import _validate as v
 from hoi_fast._validate import require
-from hoi_fast.experiment import ExperimentError, MetricSpec, real_count, scheduled_size
+from hoi_fast.experiment import ExperimentError, MetricSpec, scheduled_size
 from hoi_fast.experiments.gmm import top_indices, truncation_draws
 from hoi_fast.kernels import gaussian as _k
 
@@ -617,110 +619,3 @@ class GaussianExperiment:
             return {}
         axis = np.arange(self.config.dim)
         return {"axis": axis, "axis2": axis.copy()}
-
-
-# -- closed forms ---------------------------------------------------------------------
-
-def replace_covariance_factor(n, generation, ddof=0):
-    """E Sigma_g / Sigma0 under pure replacement (``mix``, alpha = 1): ((n - 1)/(n - ddof))^(g+1)."""
-    return ((n - 1) / (n - ddof)) ** (np.asarray(generation) + 1)
-
-
-def replace_det_ratio(n, dim, generation):
-    """E det Sigma_g / det Sigma0 under pure replacement, ``ddof`` 0: [prod_{i=1..d} (n - i)/n]^(g+1)."""
-    per_fit = np.prod([(n - i) / n for i in range(1, dim + 1)])
-    return per_fit ** (np.asarray(generation) + 1)
-
-
-def replace_mean_error(n, trace, generation):
-    """E ||mu_g - mu0||^2 under pure replacement, ``ddof`` 0: tr Sigma0 (1 - r^(g+1)), r = (n - 1)/n."""
-    return trace * (1.0 - ((n - 1) / n) ** (np.asarray(generation) + 1))
-
-
-def std_factor(n):
-    """c(n) = E sqrt(chi2(n - 1) / (n - 1)) = sqrt(2/(n-1)) Gamma(n/2) / Gamma((n-1)/2).
-
-    Under pure replacement with ``ddof`` 1 in one dimension, E sigma_g = sigma0 c(n)^(g+1).
-    """
-    return math.sqrt(2.0 / (n - 1)) * math.exp(special.gammaln(n / 2) - special.gammaln((n - 1) / 2))
-
-
-def fresh_step(n, alpha, ddof=0):
-    """The affine map of one ``fresh`` generation on per-coordinate moments.
-
-    With ``m = real_count(alpha, n)`` fresh real points and ``k = n - m``
-    points of the previous model, ``s = E sigma^2`` (a diagonal entry of
-    Sigma) and ``e = E (mu - mu0)^2`` (same coordinate), the next generation has
-    ``(s', e') = M (s, e) + b sigma0^2`` with
-
-        M = [[(n-1) k / (n (n - ddof)),  m k / (n (n - ddof))],
-             [k / n^2,                   k^2 / n^2          ]],
-        b = [(n-1) m / (n (n - ddof)),  m / n^2].
-
-    Proof: given the previous model (sigma^2, mu), the n points are
-    independent with variances sigma0^2 (m of them) and sigma^2 (k), means mu0
-    and mu.  The mean of the set is unbiased for (m mu0 + k mu)/n with variance
-    (m sigma0^2 + k sigma^2)/n^2, which gives e'.  For independent points,
-    E sum (x_i - xbar)^2 = (1 - 1/n) sum Var x_i + sum (E x_i - E xbar)^2, and the
-    last sum is (mu - mu0)^2 m k / n; dividing by n - ddof and averaging over
-    the previous model gives s'.
-
-    Returns
-    -------
-    M : ndarray, shape (2, 2)
-    b : ndarray, shape (2,)
-        Multiply by sigma0^2.
-    """
-    m = real_count(alpha, n)
-    k = n - m
-    denom = n * (n - ddof)
-    M = np.array([[(n - 1) * k / denom, m * k / denom], [k / n**2, k**2 / n**2]])
-    b = np.array([(n - 1) * m / denom, m / n**2])
-    return M, b
-
-
-def fresh_recursion(alpha, sizes, ddof=0, variance=1.0):
-    """Exact E sigma_g^2 and E (mu_g - mu0)^2 per coordinate under ``fresh``, generation by generation.
-
-    Parameters
-    ----------
-    alpha : float
-    sizes : sequence of int
-        Training-set sizes n_0 (= |R|), n_1, ... (:meth:`GaussianExperiment.train_size`).
-    ddof : int
-    variance : float
-        sigma0^2 of the coordinate (or tr Sigma0 for the summed moments E tr Sigma_g
-        and E ||mu_g - mu0||^2: the recursion is linear).
-
-    Returns
-    -------
-    s, e : ndarray, shape (len(sizes),)
-        Generation 0: s_0 = sigma0^2 (n_0 - 1)/(n_0 - ddof), e_0 = sigma0^2 / n_0.
-    """
-    n0 = sizes[0]
-    x = np.array([variance * (n0 - 1) / (n0 - ddof), variance / n0])
-    out = [x]
-    for n in sizes[1:]:
-        M, b = fresh_step(n, alpha, ddof)
-        x = M @ x + b * variance
-        out.append(x)
-    out = np.array(out)
-    return out[:, 0], out[:, 1]
-
-
-def fresh_fixed_point(n, alpha, ddof=0, variance=1.0):
-    """The limit (s*, e*) of :func:`fresh_recursion` for a constant n and its contraction rate.
-
-    Returns
-    -------
-    fixed : ndarray, shape (2,)
-        (I - M)^-1 b sigma0^2.
-    rate : float
-        Spectral radius of M: below 1 for every alpha with at least one real
-        point (real_count(alpha, n) >= 1), so the moments converge geometrically
-        to the fixed point from any start; 1 (no contraction) when m = 0.
-    """
-    M, b = fresh_step(n, alpha, ddof)
-    rate = float(np.max(np.abs(np.linalg.eigvals(M))))
-    fixed = np.linalg.solve(np.eye(2) - M, b * variance) if rate < 1 else np.full(2, np.nan)
-    return fixed, rate

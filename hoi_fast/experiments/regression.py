@@ -72,7 +72,9 @@ labels, so generation g is the (g + 1)-th fit.  Given the design,
 E ||w_g - w*||^2 = sigma^2 tr (X^T X)^-1 (g + 1) under ``mix`` with alpha = 1
 (replace), and sigma^2 tr (X^T X)^-1 sum_{i=1..g+1} 1/i^2 under ``accumulate``
 with alpha = 1; over Gaussian designs E tr (X^T X)^-1 = d / (T - d - 1)
-(:func:`expected_test_mse`).
+(:func:`hoi_fast.reproductions.closed_forms.regression_replace` and
+:func:`~hoi_fast.reproductions.closed_forms.regression_accumulate`, tested
+through this experiment's loop in ``tests/test_regression.py``).
 """
 
 from __future__ import annotations
@@ -462,19 +464,3 @@ class RegressionExperiment:
 
     def coords(self):
         return {"feature": np.arange(self.config.features)} if self.store_weights else {}
-
-
-def expected_test_mse(samples, features, noise, generation, regime="mix"):
-    """E ||w_g - w*||^2 at alpha = 1 over Gaussian designs (T = ``samples`` > d + 1).
-
-    ``mix`` (replace): (g + 1) sigma^2 d / (T - d - 1); ``accumulate``:
-    sigma^2 d / (T - d - 1) sum_{i=1..g+1} 1/i^2 (below pi^2/6 times generation 0's).
-    """
-    g = np.asarray(generation)
-    first = noise * features / (samples - features - 1)
-    if regime == "mix":
-        return first * (g + 1)
-    if regime == "accumulate":
-        terms = 1.0 / np.arange(1, int(np.max(g)) + 2) ** 2
-        return first * np.cumsum(terms)[g]
-    raise ValueError(f"`regime` must be mix or accumulate, got {regime!r}")

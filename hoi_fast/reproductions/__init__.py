@@ -7,7 +7,9 @@ generation 0 is the truth itself uses the same ``k``.
 
 Every closed form states its derivation in its docstring and is tested
 against a direct NumPy simulation (independent of hoi_fast's loop) in
-``tests/test_reproduce.py``; the reproductions then compare it with the
+``tests/test_reproduce.py``, the Gaussian and regression ones also through
+their experiment's loop (``tests/test_gaussian.py``,
+``tests/test_regression.py``); the reproductions then compare them with the
 grid.  ``r = (n - 1) / n`` throughout.
 
 Modules
@@ -18,7 +20,7 @@ Modules
     ``STATISTICS``).
 :mod:`~hoi_fast.reproductions.closed_forms`
     The closed forms, by family: one Gaussian (:func:`replace_trace`,
-    :func:`accumulate_gaussian`, :func:`fresh_gaussian`, ...), linear
+    :func:`accumulate_gaussian`, :func:`fresh_recursion`, ...), linear
     regression (:func:`regression_replace`, ...), categorical
     (:func:`collision_replace`, :func:`survival_exact`,
     :func:`missing_mass_first`, ...), mixtures (:func:`mixture_l2`,
@@ -42,6 +44,8 @@ from hoi_fast.reproductions.closed_forms import (
     cut_tail,
     fresh_fixed_point,
     fresh_gaussian,
+    fresh_recursion,
+    fresh_step,
     gmm_trace,
     iterate_g,
     missing_mass_first,
@@ -103,8 +107,8 @@ __all__ = [
     # closed forms: one Gaussian
     "variance_factor", "replace_trace", "replace_mean_error", "replace_log_variance", "replace_det",
     "chi_moment", "sigma_moment", "abs_mean_error_bound", "abs_sigma_error_bound", "suresh_bound",
-    "moment_bound", "accumulate_gaussian", "accumulate_limit", "subsample_gaussian", "fresh_gaussian",
-    "fresh_fixed_point",
+    "moment_bound", "accumulate_gaussian", "accumulate_limit", "subsample_gaussian", "fresh_step",
+    "fresh_recursion", "fresh_gaussian", "fresh_fixed_point",
     # closed forms: linear regression
     "ols_error", "regression_replace", "regression_accumulate",
     # closed forms: categorical

@@ -182,6 +182,69 @@ def subsample_gaussian(n, g):
     return trace[g], error[g]
 
 
+def fresh_step(n, alpha, ddof=0):
+    """The affine map of one ``fresh`` generation on per-coordinate moments.
+
+    With ``m = real_count(alpha, n)`` fresh real points and ``k = n - m``
+    points of the previous model, ``s = E sigma^2`` (a diagonal entry of
+    Sigma) and ``e = E (mu - mu0)^2`` (same coordinate), the next generation has
+    ``(s', e') = M (s, e) + b sigma0^2`` with
+
+        M = [[(n-1) k / (n (n - ddof)),  m k / (n (n - ddof))],
+             [k / n^2,                   k^2 / n^2          ]],
+        b = [(n-1) m / (n (n - ddof)),  m / n^2].
+
+    Proof: given the previous model (sigma^2, mu), the n points are
+    independent with variances sigma0^2 (m of them) and sigma^2 (k), means mu0
+    and mu.  The mean of the set is unbiased for (m mu0 + k mu)/n with variance
+    (m sigma0^2 + k sigma^2)/n^2, which gives e'.  For independent points,
+    E sum (x_i - xbar)^2 = (1 - 1/n) sum Var x_i + sum (E x_i - E xbar)^2, and the
+    last sum is (mu - mu0)^2 m k / n; dividing by n - ddof and averaging over
+    the previous model gives s'.
+
+    Returns
+    -------
+    M : ndarray, shape (2, 2)
+    b : ndarray, shape (2,)
+        Multiply by sigma0^2.
+    """
+    m = real_count(alpha, n)
+    k = n - m
+    denom = n * (n - ddof)
+    M = np.array([[(n - 1) * k / denom, m * k / denom], [k / n**2, k**2 / n**2]])
+    b = np.array([(n - 1) * m / denom, m / n**2])
+    return M, b
+
+
+def fresh_recursion(alpha, sizes, ddof=0, variance=1.0):
+    """Exact E sigma_g^2 and E (mu_g - mu0)^2 per coordinate under ``fresh``, generation by generation.
+
+    Parameters
+    ----------
+    alpha : float
+    sizes : sequence of int
+        Training-set sizes n_0 (= |R|), n_1, ... (:meth:`hoi_fast.experiments.gaussian.GaussianExperiment.train_size`).
+    ddof : int
+    variance : float
+        sigma0^2 of the coordinate (or tr Sigma0 for the summed moments E tr Sigma_g
+        and E ||mu_g - mu0||^2: the recursion is linear).
+
+    Returns
+    -------
+    s, e : ndarray, shape (len(sizes),)
+        Generation 0: s_0 = sigma0^2 (n_0 - 1)/(n_0 - ddof), e_0 = sigma0^2 / n_0.
+    """
+    n0 = sizes[0]
+    x = np.array([variance * (n0 - 1) / (n0 - ddof), variance / n0])
+    out = [x]
+    for n in sizes[1:]:
+        M, b = fresh_step(n, alpha, ddof)
+        x = M @ x + b * variance
+        out.append(x)
+    out = np.array(out)
+    return out[:, 0], out[:, 1]
+
+
 def fresh_gaussian(n, alpha, g, ddof=0):
     """E tr Σ_g / tr Σ0 and E ||μ_g - μ0||² / tr Σ0 under ``fresh`` (any α): the exact affine recursion.
 
@@ -198,32 +261,33 @@ def fresh_gaussian(n, alpha, g, ddof=0):
     spectral radius < 1: the recursion contracts to a fixed point for every
     α < 1 (m >= 1), not only for Bertrand et al.'s λ = α/(1 - α) < 1.
 
+    :func:`fresh_recursion` with a constant n.
+
     Returns
     -------
     trace, mean_error : ndarray of float64, shaped like ``g``
     """
     g = np.asarray(g, dtype=np.int64)
-    G = int(g.max(initial=0)) + 1
-    m = real_count(alpha, n)
-    k = n - m
-    trace, error = np.empty(G), np.empty(G)
-    T, D = (n - 1.0) / (n - ddof), 1.0 / n
-    for j in range(G):
-        trace[j], error[j] = T, D
-        D_next = (m + k * T + k * k * D) / n ** 2
-        T = (m + k * (T + D) - n * D_next) / (n - ddof)
-        D = D_next
+    trace, error = fresh_recursion(alpha, [n] * (int(g.max(initial=0)) + 1), ddof)
     return trace[g], error[g]
 
 
-def fresh_fixed_point(n, alpha, ddof=0):
-    """The limit (trace, mean_error) of :func:`fresh_gaussian` (α < 1), by solving the 2x2 system."""
-    m = real_count(alpha, n)
-    k = n - m
-    # D = (m + k T + k² D)/n²;  (n - ddof) T = m + k T + k D - n D
-    A = np.array([[n ** 2 - k * k, -k], [n - k, n - ddof - k]], dtype=np.float64)
-    D, T = np.linalg.solve(A, np.array([m, m], dtype=np.float64))
-    return T, D
+def fresh_fixed_point(n, alpha, ddof=0, variance=1.0):
+    """The limit (s*, e*) of :func:`fresh_recursion` for a constant n and its contraction rate.
+
+    Returns
+    -------
+    fixed : ndarray, shape (2,)
+        (I - M)^-1 b sigma0^2.
+    rate : float
+        Spectral radius of M: below 1 for every alpha with at least one real
+        point (real_count(alpha, n) >= 1), so the moments converge geometrically
+        to the fixed point from any start; 1 (no contraction) when m = 0.
+    """
+    M, b = fresh_step(n, alpha, ddof)
+    rate = float(np.max(np.abs(np.linalg.eigvals(M))))
+    fixed = np.linalg.solve(np.eye(2) - M, b * variance) if rate < 1 else np.full(2, np.nan)
+    return fixed, rate
 
 
 # -- closed forms: linear regression --------------------------------------------------
