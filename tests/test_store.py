@@ -32,6 +32,11 @@ def test_round_trip_with_utf8_symbols_and_partial_cells(tmp_path):
     assert np.isnan(group.data["real_bpc"][0]).all()
     assert group.dims["counts"] == ("alpha", "seed", "generation", "symbol")
     assert group.provenance["root_seed"] == 3 and group.provenance["finished"] == ""
+    layout_only = read_group(str(path), "ngram", values=False)  # the report's reading: no metric values
+    assert layout_only.data == {}
+    for field in ("coords", "dims", "attrs", "cell_dims", "config", "provenance"):
+        assert repr(getattr(layout_only, field)) == repr(getattr(group, field)), field
+    np.testing.assert_array_equal(layout_only.done, group.done)
 
 
 def test_shorter_extra_dimension_is_padded_with_nan(tmp_path):

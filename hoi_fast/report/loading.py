@@ -9,14 +9,12 @@
 from __future__ import annotations
 
 import itertools
-import json
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from hoi_fast.report._common import ReportError, _fmt
-from hoi_fast.store import ResultsFileError, stored_config
+from hoi_fast.store import read_group
 
 
 CELL_TAIL = ("seed", "generation")
@@ -62,15 +60,6 @@ class Group:
         return np.where(done, data, np.nan)
 
 
-#: Roles of the metrics of files written before roles were stored (gmm and ngram only).
-_LEGACY_ROLES = {"real_nll": "real", "real_bpc": "real", "self_nll": "self", "self_bpc": "self",
-                 "tail_nll": "tail", "tail_bpc": "tail"}
-
-
-def _dim_names(ds):
-    return tuple(ds.dims[i][0].name.rsplit("/", 1)[-1] for i in range(ds.ndim))
-
-
 def read_layout(path, name):
     """Coordinates, dimensions, attributes and done mask of experiment ``name`` of ``path``.
 
@@ -83,27 +72,9 @@ def read_layout(path, name):
     ResultsFileError
         If the file is missing, foreign or lacks the experiment.
     """
-    import h5py
-
-    if not os.path.exists(path):
-        raise ResultsFileError(f"`{path}` does not exist; give a results file written by hoi_fast.grid")
-    stored_config(path)
-    with h5py.File(path, "r") as f:
-        if name not in f:
-            raise ResultsFileError(f"`{path}` has no `{name}` results; it holds {', '.join(f.keys())}")
-        g = f[name]
-        coords, dims, attrs = {}, {}, {}
-        for key, ds in g.items():
-            if ds.is_scale:
-                coords[key] = ds.asstr()[...].astype(str) if h5py.check_string_dtype(ds.dtype) else ds[...]
-            elif key != "done":
-                dims[key] = _dim_names(ds)
-                attrs[key] = {k: str(v) for k, v in ds.attrs.items() if k in ("units", "long_name", "role")}
-                attrs[key].setdefault("role", _LEGACY_ROLES.get(key, ""))
-        provenance = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-        return Group(name=name, path=path, coords=coords, dims=dims, attrs=attrs,
-                     done=g["done"][...].astype(bool), config=json.loads(g.attrs["config"]),
-                     provenance=provenance)
+    layout = read_group(path, name, values=False)
+    return Group(name=name, path=path, coords=layout.coords, dims=layout.dims, attrs=layout.attrs,
+                 done=layout.done, config=layout.config, provenance=layout.provenance)
 
 
 @dataclass

@@ -29,7 +29,8 @@ class ResultsGroup:
     dims : dict of str -> tuple of str
         The dimension names of each metric.
     data : dict of str -> ndarray
-        Every metric, float64 with NaN where not computed.
+        Every metric, float64 with NaN where not computed (empty when read
+        with ``values=False``).
     attrs : dict of str -> dict
         ``units``, ``long_name`` and ``role`` (``""`` for none) of each metric.
     done : ndarray of bool
@@ -68,8 +69,19 @@ def _legacy_role(metric):
             "tail_nll": "tail", "tail_bpc": "tail"}.get(metric, "")
 
 
-def read_group(path, name):
+def read_group(path, name, values=True):
     """Read one experiment group of a results file.
+
+    Parameters
+    ----------
+    path : str or path-like
+    name : str
+        The experiment's group.
+    values : bool
+        Read every metric's values too; False reads the layout only
+        (coordinates, dimensions, attributes, done mask, configuration and
+        provenance): a 100 000-cell file holds gigabytes of per-component
+        and per-symbol metrics that a reader may never need.
 
     Raises
     ------
@@ -91,7 +103,8 @@ def read_group(path, name):
                 else:
                     coords[key] = ds[...]
             elif key != "done":
-                data[key] = ds[...]
+                if values:
+                    data[key] = ds[...]
                 dims[key] = _dims_of(ds)
                 attrs[key] = {k: str(v) for k, v in ds.attrs.items() if k in ("units", "long_name", "role")}
                 if "role" not in ds.attrs:  # a file written before metrics had roles
