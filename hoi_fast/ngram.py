@@ -246,7 +246,7 @@ class NGramModel:
         top = np.empty(n_pos, np.int64)
         if self._packed is not None and self._sid == _k.KNESER_NEY:
             _scorer.score_packed(codes, starts, ends, self.order, self.vocab_size, *self._packed,
-                            self._tables_without_index, logp, top)
+                                 self._tables_without_index, logp, top)
         else:
             _scorer.score(codes, starts, ends, self.order, self.vocab_size, self._sid, self._tables, logp, top)
         return logp, top
@@ -261,7 +261,7 @@ class NGramModel:
             size = grams.keys.shape[0]
             logp, top = np.empty(size, np.float64), np.empty(size, np.int64)
             _scorer.score_packed_grams(grams.keys, self.order, self.vocab_size, *self._packed,
-                                  self._tables_without_index, logp, top)
+                                       self._tables_without_index, logp, top)
         else:
             logp, top = self._score(*grams.windows)
         return logp, top
