@@ -37,9 +37,12 @@ from hoi_fast.config import (
 )
 from hoi_fast._validate import ConfigError
 from hoi_fast.executors import EXECUTORS, local_pool, open_executor
+from hoi_fast.machine import cpu_id, cpu_model, simd_flags
 from hoi_fast.experiment import REGIMES, ExperimentError, cell_metric_specs, first_generation, run_cell
-from hoi_fast.runner import BLOCK_CELLS, Block, make_experiment, probe_cell, run_block
+from hoi_fast.runner import BLOCK_CELLS, Block, make_experiment, point_label, probe_cell, run_block
 from hoi_fast.seeding import CellStreams
+from hoi_fast.stages import cell_stages
+from hoi_fast.stages import table as stage_table
 from hoi_fast.store import (
     GroupLayout,
     ResultsFileError,
@@ -108,6 +111,9 @@ def build_parser():
                    "[ngram], ...) and a [sweep] table; flags override it")
     p.add_argument("--dry-run", action="store_true",
                    help="print the grid size, what is already done and an estimated time; write nothing")
+    p.add_argument("--profile", action="store_true",
+                   help="with --dry-run: also print where a cell's time goes, stage by stage (ms per "
+                   "generation), for each experiment and swept value of this run")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing results file that holds another configuration")
     p.add_argument("--flush-seconds", default="1",
@@ -543,8 +549,8 @@ def _no_done_masks(config):
                            + (config.seeds,), bool) for name in config.experiments}
 
 
-def dry_run(config, out, jobs):
-    """Print the grid size, what is done and an estimated time; write nothing."""
+def dry_run(config, out, jobs, profile=False):
+    """Print the grid size, what is done and an estimated time (and with ``profile`` the stages); write nothing."""
     resumable = results_exist(out) and holds_config(out, config.identity(), same_run(config))
     done = done_masks(out, config.experiments) if resumable else _no_done_masks(config)
     blocks = pending_blocks(config, done, jobs)
@@ -560,6 +566,44 @@ def dry_run(config, out, jobs):
     print("time per cell: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in per_cell.items()))
     print(f"estimated time for the remaining {n_cells - n_done} cells with {jobs} job(s): "
           f"{seconds:.0f} s (+ a few seconds of start-up per worker)")
+    if profile:
+        print_stages(config)
+
+
+#: Cells per experiment and swept value that ``--profile`` times (after one that warms up).
+PROFILE_CELLS = 3
+
+
+def print_stages(config):
+    """Print where a cell's time goes for each experiment and swept value of ``config``.
+
+    :func:`hoi_fast.stages.cell_stages` in this process, CPU time, on
+    :data:`PROFILE_CELLS` cells of the middle α (as :func:`_cell_costs`
+    takes it) with the run's regime, at most :data:`PROBE_GENERATIONS`
+    generations.
+    """
+    generations = min(config.generations, PROBE_GENERATIONS)
+    alpha = config.alphas[len(config.alphas) // 2]
+    if generations < 2:
+        print("stages: nothing to profile: every cell is generation 0 alone (--generations 1)")
+        return
+    rows = {}
+    with INTERRUPTS.deferred():
+        for entry in config.entries:
+            names = [s.name for s in config.sweeps_for(entry.name)]
+            for _, values in config.sweep_points(entry.name):
+                experiment = make_experiment(entry, config.experiment_config(entry.name, values))
+                sweep = tuple(values.values())
+
+                def streams_of(seed, entry=entry, sweep=sweep):
+                    return CellStreams(config.root_seed, entry.stream_key, seed, alpha, sweep)
+
+                rows[point_label(entry.name, names, sweep)] = cell_stages(
+                    experiment, entry.name, alpha, config.regime, generations, streams_of, PROFILE_CELLS)
+    print(f"stages: ms per generation (share of CPU time) of generations 1-{generations - 1}, mean of "
+          f"{PROFILE_CELLS} cells at alpha = {alpha:g}, {config.regime}, generation 0 shared; "
+          f"{cpu_model()} ({cpu_id()}; {simd_flags()})")
+    print(stage_table(rows))
 
 
 def same_run(config):
@@ -707,9 +751,11 @@ def _main(parser, args, argv):
             raise ConfigError(f"`--jobs` must be at least 1, got {jobs}")
         out = DEFAULT_OUT if args.out is None else args.out
         check_output_path(out)
+        if args.profile and not args.dry_run:
+            raise ConfigError("`--profile` times the stages of a dry run; add `--dry-run`")
         if args.dry_run:
             check_capacity(config, layouts_for(config), out)  # validates the corpus, the sizes etc.
-            dry_run(config, out, jobs)
+            dry_run(config, out, jobs, args.profile)
             return 0
         command_line = shlex.join([os.path.basename(sys.executable), "-m", "hoi_fast.grid"]
                                   + list(sys.argv[1:] if argv is None else argv))

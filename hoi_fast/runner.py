@@ -107,11 +107,11 @@ def run_block(config, block, between_cells=None):
                 metrics = run_cell(experiment, alpha, config.generations, config.regime, streams, first)
                 out.append((block.cell_index(a, seed_index), metrics))
     except ExperimentError as exc:
-        raise ExperimentError(f"{_label(block.experiment, [s.name for s in sweeps], values)} {exc}") from None
+        raise ExperimentError(f"{point_label(block.experiment, [s.name for s in sweeps], values)} {exc}") from None
     return out
 
 
-def _label(experiment, names, values):
+def point_label(experiment, names, values):
     """How messages name an experiment at swept values: ``gmm (components = 3)``, or ``gmm`` without sweeps.
 
     ``names`` are the swept parameters' ``"experiment.field"`` names, ``values`` their values.
@@ -148,7 +148,7 @@ def probe_cell(config, name, values):
     entry = config.entry(name)
     alpha = max(config.alphas)
     streams = CellStreams(config.root_seed, entry.stream_key, 0, alpha, tuple(values.values()))
-    label = _label(name, values.keys(), values.values())
+    label = point_label(name, values.keys(), values.values())
     try:
         experiment = make_experiment(entry, config.experiment_config(name, values))
         run_cell(experiment, alpha, min(2, config.generations), config.regime, streams)

@@ -98,7 +98,6 @@ from hoi_fast.store.errors import DISK_FULL, ResultsFileError, ResultsWarning
 from hoi_fast.store.journal import (
     JOURNAL_FORMAT,
     JournalScan,
-    _encode_cell,
     file_identity,
     journal_path,
     read_journal,
@@ -130,7 +129,6 @@ from hoi_fast.store.writer import (
     storing_seconds,
 )
 
-# ``_encode_cell`` is re-exported for bench/bench_stages.py (``store._encode_cell``), not public.
 __all__ = [
     "CHUNK_BYTES",
     "CHUNK_CACHE_BYTES",
