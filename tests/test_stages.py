@@ -13,23 +13,9 @@ from hoi_fast import experiment as _exp
 from hoi_fast import grid, ngram, stages
 from hoi_fast.experiments import resolve, streams
 from hoi_fast.experiments.ngram import NGramConfig, NGramExperiment
+from test_bad_input import SMALL  # a tiny gmm and ngram
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-SMALL = """
-[gmm]
-components = 2
-samples = 60
-heldout = 60
-tail_heldout = 20
-self_samples = 30
-
-[ngram]
-order = 3
-train_chars = 600
-heldout_chars = 400
-self_chars = 100
-"""
 
 
 class FakeClock:
