@@ -37,8 +37,8 @@ from hoi_fast.config import (
 )
 from hoi_fast._validate import ConfigError
 from hoi_fast.executors import EXECUTORS, local_pool, open_executor
-from hoi_fast.machine import cpu_id, cpu_model, simd_flags
 from hoi_fast.experiment import REGIMES, ExperimentError, cell_metric_specs, first_generation, run_cell
+from hoi_fast.machine import cpu_id, cpu_model, simd_flags
 from hoi_fast.runner import BLOCK_CELLS, Block, make_experiment, point_label, probe_cell, run_block
 from hoi_fast.seeding import CellStreams
 from hoi_fast.stages import cell_stages
