@@ -25,20 +25,29 @@ import json
 import sys
 
 from hoi_fast import machine
+from hoi_fast.config import GridConfig
 from hoi_fast.experiments import BUILTIN, resolve, streams
+from hoi_fast.grid import layouts_for
 from hoi_fast.stages import CLOCKS, table
 from hoi_fast.stages import cell_stages as _stages
+from hoi_fast.store import storing_seconds
 
 GENERATIONS = 20
 ALPHA = 0.5
 
 
 def cell_stages(name, cells=10, generations=GENERATIONS, clock_name="cpu"):
-    """Mean seconds per generation of each stage of ``name``'s default cell (:func:`hoi_fast.stages.cell_stages`)."""
+    """Mean seconds per generation of each stage of ``name``'s default cell (:func:`hoi_fast.stages.cell_stages`).
+
+    The ``store`` stage holds what the parent spends to store the cell in the
+    default grid's layout (:func:`hoi_fast.store.storing_seconds`).
+    """
     entry = resolve(name)
     experiment = entry.experiment_class(entry.config_class())
+    (layout,) = layouts_for(GridConfig(experiment=name, generations=generations))
     return _stages(experiment, entry.name, ALPHA, "mix", generations,
-                   lambda seed: streams(entry.name, 0, seed, ALPHA), cells, clock_name)
+                   lambda seed: streams(entry.name, 0, seed, ALPHA), cells, clock_name,
+                   storing=lambda result: storing_seconds(layout, result))
 
 
 def main(argv=None):

@@ -580,7 +580,8 @@ def print_stages(config):
     :func:`hoi_fast.stages.cell_stages` in this process, CPU time, on
     :data:`PROFILE_CELLS` cells of the middle α (as :func:`_cell_costs`
     takes it) with the run's regime, at most :data:`PROBE_GENERATIONS`
-    generations.
+    generations; the ``store`` stage holds what the parent spends to store
+    a cell in the run's layout (:func:`hoi_fast.store.storing_seconds`).
     """
     generations = min(config.generations, PROBE_GENERATIONS)
     alpha = config.alphas[len(config.alphas) // 2]
@@ -588,9 +589,11 @@ def print_stages(config):
         print("stages: nothing to profile: every cell is generation 0 alone (--generations 1)")
         return
     rows = {}
+    layouts = dict(zip(config.experiments, layouts_for(config)))
     with INTERRUPTS.deferred():
         for entry in config.entries:
             names = [s.name for s in config.sweeps_for(entry.name)]
+            layout = replace(layouts[entry.name], generations=generations)
             for _, values in config.sweep_points(entry.name):
                 experiment = make_experiment(entry, config.experiment_config(entry.name, values))
                 sweep = tuple(values.values())
@@ -599,7 +602,8 @@ def print_stages(config):
                     return CellStreams(config.root_seed, entry.stream_key, seed, alpha, sweep)
 
                 rows[point_label(entry.name, names, sweep)] = cell_stages(
-                    experiment, entry.name, alpha, config.regime, generations, streams_of, PROFILE_CELLS)
+                    experiment, entry.name, alpha, config.regime, generations, streams_of, PROFILE_CELLS,
+                    storing=lambda result, layout=layout: storing_seconds(layout, result))
     print(f"stages: ms per generation (share of CPU time) of generations 1-{generations - 1}, mean of "
           f"{PROFILE_CELLS} cells at alpha = {alpha:g}, {config.regime}, generation 0 shared; "
           f"{cpu_model()} ({cpu_id()}; {simd_flags()})")

@@ -22,7 +22,10 @@ experiment's protocol methods, so the breakdown is the same for a plug-in:
     the rest of :func:`~hoi_fast.experiment.run_cell` (streams, stacking).
 ``store``
     once per cell, spread over its generations: pickling the cell's result
-    (the worker-to-parent transport) and encoding it as a journal record.
+    (the worker-to-parent transport) and what the parent spends to store
+    it: with a ``storing`` probe (:func:`hoi_fast.store.storing_seconds` on
+    the run's layout: journal record, compression into the file's chunks)
+    its measured seconds, else only the journal record's encoding.
 
 Stages are exclusive and sum to the total.  ``python -m hoi_fast.grid
 --dry-run --profile`` prints the table for the configured run (its
@@ -157,7 +160,7 @@ def _cell_patches(experiment, name, clock):
     ]
 
 
-def cell_stages(experiment, name, alpha, regime, generations, streams_of, cells=3, clock="cpu"):
+def cell_stages(experiment, name, alpha, regime, generations, streams_of, cells=3, clock="cpu", storing=None):
     """Mean seconds per generation of each stage of ``cells`` cells of ``experiment``.
 
     One more cell runs first, untimed, to compile kernels and fill caches.
@@ -180,6 +183,10 @@ def cell_stages(experiment, name, alpha, regime, generations, streams_of, cells=
     cells : int
         Cells timed, >= 1.
     clock : {"cpu", "wall"}
+    storing : callable, optional
+        ``storing(result)`` -> seconds the parent spends to store one cell
+        like ``result`` (the store's own probe, wall time), counted in
+        ``store`` instead of the journal encoding alone.
 
     Returns
     -------
@@ -198,7 +205,10 @@ def cell_stages(experiment, name, alpha, regime, generations, streams_of, cells=
                 result = _exp.run_cell(experiment, alpha, generations, regime, cell_streams, first)
             with timer.stage("store"):
                 pickle.loads(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
-                _encode_cell(name, (0, seed), result)
+                if storing is None:
+                    _encode_cell(name, (0, seed), result)
+            if storing is not None:
+                timer.total["store"] += storing(result)
         if seed:  # the first cell warms up
             steps = generations - 1
             per_cell.append({k: v / steps for k, v in timer.total.items()})

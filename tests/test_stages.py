@@ -66,6 +66,26 @@ def test_ngram_stages_split_the_metrics_and_restore_every_method():
         np.testing.assert_array_equal(after[name], before[name])
 
 
+def test_a_storing_probe_is_the_store_stage(monkeypatch):
+    seen, encoded = [], []
+
+    def storing(result):
+        seen.append(result)
+        return 0.75  # seconds per cell, as hoi_fast.store.storing_seconds returns them
+
+    monkeypatch.setattr(stages, "_encode_cell", lambda *a: encoded.append(a))
+    monkeypatch.setitem(stages.CLOCKS, "frozen", lambda: 0.0)  # every timed stage takes 0 s
+    experiment = NGramExperiment(NGramConfig(order=3, train_chars=600, heldout_chars=400, self_chars=100))
+    streams_of = lambda s: streams("ngram", 0, s, 0.5)  # noqa: E731
+    result = stages.cell_stages(experiment, "ngram", 0.5, "mix", 4, streams_of, cells=2, clock="frozen",
+                                storing=storing)
+    assert len(seen) == 3 and not encoded  # every cell, the warm-up one too; no journal encoding besides
+    assert all(r["real_bpc"].shape == (4,) for r in seen)
+    assert result["store"] == 0.25 and result["total"] == 0.25  # 0.75 s a cell over its 3 timed generations
+    stages.cell_stages(experiment, "ngram", 0.5, "mix", 4, streams_of, cells=1, clock="frozen")
+    assert len(encoded) == 2  # without the probe: the journal record of each cell
+
+
 def test_the_gmm_metrics_split_into_held_out_and_self():
     entry = resolve("gmm")
     config = entry.config_class(components=2, samples=60, heldout=60, tail_heldout=20, self_samples=30)
@@ -114,6 +134,24 @@ def test_dry_run_profile_prints_a_row_per_experiment_and_swept_value(tmp_path, c
     rows = [line.split(" | ")[0].lstrip("| ") for line in lines[head + 3:]]
     assert rows == ["gmm", "ngram (smoothing = kneser-ney)", "ngram (smoothing = add-k)"]
     assert lines[head + 1].startswith("| experiment | build set | sample | fit | held-out | self |")
+
+
+def test_dry_run_profile_counts_what_the_parent_spends_storing(tmp_path, capsys, monkeypatch):
+    layouts = []
+
+    def storing(layout, result):
+        layouts.append((layout.name, layout.generations))
+        return 7.0  # seconds per cell
+
+    monkeypatch.setattr(grid, "storing_seconds", storing)
+    status, out, err = _dry(tmp_path, capsys, "--experiment", "gmm", "--generations", "3", "--dry-run", "--profile")
+    assert status == 0, err
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("stages: "))
+    columns = lines[head + 1].split(" | ")
+    store = lines[head + 3].split(" | ")[columns.index("store")]
+    assert store.startswith("3500.0"), store  # 7 s a cell over its 2 timed generations, in ms
+    assert layouts[-4:] == [("gmm", 3)] * 4  # the run's layout, for the warm-up cell and the 3 timed ones
 
 
 def test_dry_run_profile_of_generation_0_alone_says_so(tmp_path, capsys):
