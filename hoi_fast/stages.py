@@ -213,7 +213,8 @@ def cell_stages(experiment, name, alpha, regime, generations, streams_of, cells=
             steps = generations - 1
             per_cell.append({k: v / steps for k, v in timer.total.items()})
             per_cell[-1]["total"] = sum(timer.total.values()) / steps
-    return {k: statistics.mean(c.get(k, 0.0) for c in per_cell) for k in per_cell[0]}
+    seen = dict.fromkeys(k for c in per_cell for k in c)  # a stage of any cell, in order of appearance
+    return {k: statistics.mean(c.get(k, 0.0) for c in per_cell) for k in seen}
 
 
 def table(results):
