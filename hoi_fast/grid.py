@@ -461,6 +461,23 @@ PROBE_GENERATIONS = 20
 PROBE_ROUNDS = 3
 
 
+def _timed_point(config, entry, values):
+    """The cell a dry run times at the swept ``values``: ``(experiment, alpha, generations, streams_of)``.
+
+    The middle α of the grid, at most :data:`PROBE_GENERATIONS` generations,
+    and ``streams_of(seed)`` the :class:`~hoi_fast.seeding.CellStreams` of the
+    cell of replicate ``seed``; shared by the estimate and ``--profile``.
+    """
+    experiment = make_experiment(entry, config.experiment_config(entry.name, values))
+    alpha = config.alphas[len(config.alphas) // 2]
+    sweep = tuple(values.values())
+
+    def streams_of(seed):
+        return CellStreams(config.root_seed, entry.stream_key, seed, alpha, sweep)
+
+    return experiment, alpha, min(config.generations, PROBE_GENERATIONS), streams_of
+
+
 def _cell_costs(config, name, layout):
     """Seconds of generation 0 of a seed and of the rest of one cell, measured warm (median of
     :data:`PROBE_ROUNDS` timings).
@@ -470,12 +487,9 @@ def _cell_costs(config, name, layout):
     the parent spends to store the cell (journal record, compression into the
     file: :func:`hoi_fast.store.storing_seconds`), since it shares the cores.
     """
-    entry = config.entry(name)
     _, values = next(config.sweep_points(name))
-    experiment = make_experiment(entry, config.experiment_config(name, values))
-    alpha = config.alphas[len(config.alphas) // 2]
-    streams = CellStreams(config.root_seed, entry.stream_key, 0, alpha, tuple(values.values()))
-    timed = min(config.generations, PROBE_GENERATIONS)
+    experiment, alpha, timed, streams_of = _timed_point(config, config.entry(name), values)
+    streams = streams_of(0)
     firsts, rests = [], []
     for _ in range(1 + PROBE_ROUNDS):  # the first round compiles (JIT) and loads data
         t0 = time.perf_counter()
@@ -578,14 +592,12 @@ def print_stages(config):
     """Print where a cell's time goes for each experiment and swept value of ``config``.
 
     :func:`hoi_fast.stages.cell_stages` in this process, CPU time, on
-    :data:`PROFILE_CELLS` cells of the middle α (as :func:`_cell_costs`
-    takes it) with the run's regime, at most :data:`PROBE_GENERATIONS`
-    generations; the ``store`` stage holds what the parent spends to store
-    a cell in the run's layout (:func:`hoi_fast.store.storing_seconds`).
+    :data:`PROFILE_CELLS` cells of the cell the estimate times
+    (:func:`_timed_point`) with the run's regime; the ``store`` stage holds
+    what the parent spends to store a cell in the run's layout
+    (:func:`hoi_fast.store.storing_seconds`).
     """
-    generations = min(config.generations, PROBE_GENERATIONS)
-    alpha = config.alphas[len(config.alphas) // 2]
-    if generations < 2:
+    if config.generations < 2:
         print("stages: nothing to profile: every cell is generation 0 alone (--generations 1)")
         return
     rows = {}
@@ -593,15 +605,10 @@ def print_stages(config):
     with INTERRUPTS.deferred():
         for entry in config.entries:
             names = [s.name for s in config.sweeps_for(entry.name)]
-            layout = replace(layouts[entry.name], generations=generations)
             for _, values in config.sweep_points(entry.name):
-                experiment = make_experiment(entry, config.experiment_config(entry.name, values))
-                sweep = tuple(values.values())
-
-                def streams_of(seed, entry=entry, sweep=sweep):
-                    return CellStreams(config.root_seed, entry.stream_key, seed, alpha, sweep)
-
-                rows[point_label(entry.name, names, sweep)] = cell_stages(
+                experiment, alpha, generations, streams_of = _timed_point(config, entry, values)
+                layout = replace(layouts[entry.name], generations=generations)
+                rows[point_label(entry.name, names, values.values())] = cell_stages(
                     experiment, entry.name, alpha, config.regime, generations, streams_of, PROFILE_CELLS,
                     storing=lambda result, layout=layout: storing_seconds(layout, result))
     print(f"stages: ms per generation (share of CPU time) of generations 1-{generations - 1}, mean of "
